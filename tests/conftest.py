@@ -1,0 +1,44 @@
+"""Shared fixtures: a test Kubernetes API server per module, and required local programs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.kubeapi.harness import KubeAPIServer, start_server
+
+
+def require_program(name: str) -> str:
+    """Path of a program a test needs: missing is a failure in CI and a visible skip elsewhere."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (.ci/run installs it)"
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def kubeapi(tmp_path_factory) -> KubeAPIServer:
+    """A fresh test API server for one test module."""
+    server = start_server(tmp_path_factory.mktemp("kubeapi") / "kubeconfig")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kubeapi_factory(tmp_path):
+    """Start servers with extra command-line options, e.g. `--disable autoscaling/v2`."""
+    servers = []
+
+    def start(*options: str) -> KubeAPIServer:
+        server = start_server(tmp_path / f"kubeconfig-{len(servers)}", *options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
