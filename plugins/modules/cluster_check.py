@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# Copyright: meshtune contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: cluster_check
+short_description: Check that a Kubernetes cluster is reachable and serves the APIs a play needs
+version_added: 0.1.0
+description:
+  - Connects to the Kubernetes API server named by the auth options, reads its version and the
+    group/versions it serves, and fails with one line naming the server when it cannot be reached
+    or lacks a required API.
+  - Plays run it first, so a wrong kube context stops the run before anything is changed.
+author:
+  - meshtune contributors
+options:
+  required_api_versions:
+    description:
+      - Group/versions the cluster must serve, for example C(networking.istio.io/v1) or
+        C(autoscaling/v2). Core API versions are written without a group (C(v1)).
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshtune.mesh.auth
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is no diff.
+"""
+
+EXAMPLES = r"""
+- name: Stop early when the cluster is unreachable or Istio's APIs are missing
+  meshtune.mesh.cluster_check:
+    kubeconfig: "{{ meshtune_kubeconfig | default(omit) }}"
+    context: "{{ meshtune_kube_context | default(omit) }}"
+    required_api_versions:
+      - networking.istio.io/v1
+      - autoscaling/v2
+  register: cluster
+
+- name: Show the server version
+  ansible.builtin.debug:
+    msg: "{{ cluster.server }} runs Kubernetes {{ cluster.server_version }}"
+"""
+
+RETURN = r"""
+server:
+  description: URL of the API server that answered.
+  returned: always
+  type: str
+  sample: https://10.0.0.1:6443
+server_version:
+  description: The server's git version.
+  returned: always
+  type: str
+  sample: v1.33.2
+api_versions:
+  description: Every group/version the server serves, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [apps/v1, autoscaling/v2, networking.istio.io/v1, v1]
+missing_api_versions:
+  description: The O(required_api_versions) the server does not serve (empty on success).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KUBERNETES_IMPORT_ERROR,
+    POINT_ELSEWHERE,
+    auth_argument_spec,
+    unreachable_message,
+)
+
+if KUBERNETES_IMPORT_ERROR is None:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import CONNECTION_ERRORS
+
+
+def served_api_versions(dynamic_client):
+    """Group/versions from the discovery documents `/api` and `/apis`."""
+    core = dynamic_client.request("GET", "/api")
+    groups = dynamic_client.request("GET", "/apis")
+    versions = list(core.versions)
+    for group in groups.groups:
+        versions.extend(version.groupVersion for version in group.versions)
+    return sorted(versions)
+
+
+def main():
+    argument_spec = auth_argument_spec()
+    argument_spec["required_api_versions"] = {"type": "list", "elements": "str", "default": []}
+    if KUBERNETES_IMPORT_ERROR is not None:
+        module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        dynamic_client = get_api_client(module=module).client
+        server_version = dynamic_client.version["kubernetes"]["gitVersion"]
+        api_versions = served_api_versions(dynamic_client)
+    except CONNECTION_ERRORS as error:
+        module.fail_json(msg=unreachable_message(module.params, error))
+    missing = [v for v in module.params["required_api_versions"] if v not in api_versions]
+    result = {"changed": False, "server": dynamic_client.configuration.host,
+              "server_version": server_version, "api_versions": api_versions,
+              "missing_api_versions": missing}
+    if missing:
+        module.fail_json(msg=f"The Kubernetes API server {result['server']} does not serve "
+                             f"{', '.join(missing)}. Install what provides it, or: {POINT_ELSEWHERE}",
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
