@@ -16,7 +16,7 @@ description:
     or lacks a required API.
   - Plays run it first, so a wrong kube context stops the run before anything is changed.
 author:
-  - meshtune contributors
+  - meshtune maintainers (@meshtune)
 options:
   required_api_versions:
     description:

@@ -48,7 +48,7 @@ def test_reports_version_and_served_apis(kubeapi, tmp_path):
 
 def test_fails_clearly_when_an_api_is_missing(kubeapi_factory, tmp_path):
     server = kubeapi_factory("--disable", "autoscaling/v2")
-    result, _ = check(tmp_path, server.kubeconfig, ["autoscaling/v2"])
+    result = check(tmp_path, server.kubeconfig, ["autoscaling/v2"])[0]
     assert result.returncode != 0
     assert f"The Kubernetes API server {server.url} does not serve autoscaling/v2" in result.stdout
 
