@@ -11,16 +11,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
 import os
+import random
 import re
+import threading
+import time
 
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
     import urllib3
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
     from kubernetes import client as kube_client
     from kubernetes import config as kube_config
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
     # What failing to reach or to authenticate to an API server raises.
     CONNECTION_ERRORS = (CoreException, kube_config.ConfigException, kube_client.ApiException,
@@ -78,3 +84,155 @@ def unreachable_message(params, error):
     context = f" (context {params['context']})" if params.get("context") else ""
     reason = connection_reason(error)
     return f"Cannot reach the Kubernetes API server {server}{context}: {reason}. {POINT_ELSEWHERE}"
+
+
+RETRYABLE_STATUS = (429, 500, 502, 503, 504)
+MAX_ATTEMPTS = 6
+BASE_DELAY = 0.2
+MAX_DELAY = 5.0
+MAX_CONFLICT_RETRIES = 8
+
+
+class KubeError(Exception):
+    """An API call that failed for good (after retries), with the HTTP status when there was one."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+def _status_of(error):
+    return getattr(error, "status", None)
+
+
+def _is_retryable(error):
+    if isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError)):
+        return True
+    return _status_of(error) in RETRYABLE_STATUS
+
+
+def _retry_after(error):
+    headers = getattr(error, "headers", None) or {}
+    try:
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_text(error):
+    body = getattr(error, "body", None)
+    if body:
+        try:
+            return json.loads(body).get("message") or str(body)
+        except (TypeError, ValueError, AttributeError):
+            return str(body)
+    return connection_reason(error)
+
+
+class KubeClient:
+    """The calls meshtune makes, each retried with bounded, jittered backoff.
+
+    429, 5xx and dropped connections are retried up to MAX_ATTEMPTS times; a 409 on an update is
+    resolved by re-reading the object and re-applying the change (see `update`).
+    """
+
+    def __init__(self, dynamic_client, sleep=time.sleep):
+        self.dynamic = dynamic_client
+        self._sleep = sleep
+        self._resources = {}
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    @classmethod
+    def from_module(cls, module):
+        """Connect with the module's auth options; fail the module with one line when unreachable."""
+        try:
+            return cls(get_api_client(module=module).client)
+        except CONNECTION_ERRORS as error:
+            module.fail_json(msg=unreachable_message(module.params, error))
+
+    def resource(self, api_version, kind):
+        key = (api_version, kind)
+        if key not in self._resources:
+            self._resources[key] = self.call(self.dynamic.resources.get, api_version=api_version,
+                                             kind=kind)
+        return self._resources[key]
+
+    def served_version(self, group, kind, preferred):
+        """The first of `preferred` versions the cluster serves for group/kind, or None."""
+        for version in preferred:
+            try:
+                self.resource(f"{group}/{version}", kind)
+                return version
+            except (ResourceNotFoundError, KubeError):
+                continue
+        return None
+
+    def call(self, func, *args, **kwargs):
+        """Call the API; retry what a healthy cluster would answer on a later try."""
+        attempt = 0
+        while True:
+            try:
+                return func(*args, **kwargs)
+            except ResourceNotFoundError:
+                raise
+            except Exception as error:
+                attempt += 1
+                if not _is_retryable(error) or attempt >= MAX_ATTEMPTS:
+                    raise KubeError(_error_text(error), _status_of(error)) from error
+                with self._lock:
+                    self.retries += 1
+                delay = _retry_after(error) or min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
+                self._sleep(delay * random.uniform(0.5, 1.0))
+
+    def list(self, resource, namespace=None, label_selector=None):
+        """All objects of a type (in one namespace, or all), as plain dicts."""
+        result = self.call(resource.get, namespace=namespace, label_selector=label_selector)
+        return [item.to_dict() for item in result.items]
+
+    def get(self, resource, namespace, name):
+        try:
+            return self.call(resource.get, name=name, namespace=namespace).to_dict()
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create(self, resource, namespace, body):
+        return self.call(resource.create, body=body, namespace=namespace).to_dict()
+
+    def merge_patch(self, resource, namespace, name, patch):
+        return self.call(resource.patch, body=patch, name=name, namespace=namespace,
+                         content_type="application/merge-patch+json").to_dict()
+
+    def delete(self, resource, namespace, name):
+        try:
+            self.call(resource.delete, name=name, namespace=namespace)
+        except KubeError as error:
+            if error.status != 404:
+                raise
+
+    def update(self, resource, namespace, name, change, live=None):
+        """Replace an object with `change(live)`; on 409 re-read and re-apply the change.
+
+        `change` returns the desired object, or None when nothing is to be written. Returns the
+        stored object, or None when the object is gone or unchanged.
+        """
+        for _attempt in range(MAX_CONFLICT_RETRIES):
+            if live is None:
+                live = self.get(resource, namespace, name)
+                if live is None:
+                    return None
+            desired = change(copy.deepcopy(live))
+            if desired is None:
+                return None
+            try:
+                return self.call(resource.replace, body=desired, name=name,
+                                 namespace=namespace).to_dict()
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+                with self._lock:
+                    self.retries += 1
+                live = None
+        raise KubeError(f"{name}: still conflicting after {MAX_CONFLICT_RETRIES} re-reads", 409)

@@ -1,0 +1,252 @@
+# Copyright: meshtune contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Desired vs. live for many objects in one task: plan per object, write only what differs.
+
+A module lists the live objects once per namespace, builds one `Change` per object it manages,
+and hands the list to `run`, which performs the writes (none in check mode), in parallel up to a
+bound, and reports per object what was done, a summary, and diffs in diff mode.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
+
+ACTIONS = ("created", "updated", "unchanged", "deleted", "skipped", "failed")
+WRITING_ACTIONS = ("created", "updated", "deleted")
+APPLIED_HASH = "meshtune.io/applied-hash"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "meshtune"}
+
+
+class Change:
+    """What to do to one object: the action, the before/after for diffs, and the write itself."""
+
+    def __init__(self, kind, namespace, name, action, api_version=None, before=None, after=None,
+                 reason=None, write=None):
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+        self.action = action
+        self.api_version = api_version
+        self.before = before
+        self.after = after
+        self.reason = reason
+        self.write = write  # callable(): performs the write; None when nothing is written
+        self.error = None
+
+    @property
+    def label(self):
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else \
+            f"{self.kind} {self.name}"
+
+    def result(self):
+        entry = {"kind": self.kind, "namespace": self.namespace, "name": self.name,
+                 "action": self.action}
+        if self.api_version:
+            entry["api_version"] = self.api_version
+        if self.reason:
+            entry["reason"] = self.reason
+        if self.error:
+            entry["error"] = self.error
+        return entry
+
+    def diff(self):
+        return {"before_header": self.label, "after_header": self.label,
+                "before": self.before or {}, "after": self.after or {}}
+
+
+def spec_hash(value):
+    """A short, stable digest of what meshtune asked for, kept on the object to spot drift."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def is_subset(wanted, actual):
+    """Every field in `wanted` has the same value in `actual` (extra fields in `actual` allowed)."""
+    if isinstance(wanted, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and is_subset(value, actual[key]) for key, value in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(actual, list) and len(wanted) == len(actual) and all(
+            is_subset(w, a) for w, a in zip(wanted, actual))
+    return wanted == actual
+
+
+def _managed_view(obj, fields):
+    """The parts of an object meshtune owns: labels, annotations and the given top-level fields."""
+    meta = obj.get("metadata") or {}
+    view = {"metadata": {k: meta[k] for k in ("labels", "annotations") if meta.get(k)}}
+    view.update({field: obj[field] for field in fields if field in obj})
+    return view
+
+
+def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
+    """Changes that make objects meshtune owns (DestinationRule, Sidecar, HPA...) match `desired`.
+
+    `desired` holds complete objects; `live_by_key` maps (namespace, name) to live objects, read in
+    batches by the caller. An object is unchanged when every desired field is live and the
+    digest of what was last applied matches, so server defaults never cause endless updates and
+    fields dropped from the request are noticed.
+    """
+    changes = []
+    for obj in desired:
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace"), meta["name"]
+        live = live_by_key.get((namespace, name))
+        kind, api_version = obj["kind"], obj["apiVersion"]
+        if state == "absent":
+            if live is None:
+                changes.append(Change(kind, namespace, name, "unchanged", api_version,
+                                      reason="already absent"))
+            else:
+                changes.append(Change(kind, namespace, name, "deleted", api_version,
+                                      before=_managed_view(live, fields), after={},
+                                      write=_deleter(client, resource, namespace, name)))
+            continue
+        stamped = _stamp(obj, fields)
+        if live is None:
+            changes.append(Change(kind, namespace, name, "created", api_version, before={},
+                                  after=_managed_view(stamped, fields),
+                                  write=_creator(client, resource, namespace, stamped)))
+            continue
+        applied = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH)
+        wanted = {field: stamped[field] for field in fields if field in stamped}
+        if applied == stamped["metadata"]["annotations"][APPLIED_HASH] and \
+                is_subset(wanted, live) and is_subset(_labels_only(stamped), live):
+            changes.append(Change(kind, namespace, name, "unchanged", api_version))
+            continue
+        after = _merged(live, stamped, fields)
+        changes.append(Change(kind, namespace, name, "updated", api_version,
+                              before=_managed_view(live, fields), after=_managed_view(after, fields),
+                              write=_updater(client, resource, namespace, name, stamped, fields, live)))
+    return changes
+
+
+def _labels_only(obj):
+    return {"metadata": {"labels": obj["metadata"].get("labels") or {}}}
+
+
+def _stamp(obj, fields):
+    stamped = copy.deepcopy(obj)
+    meta = stamped["metadata"]
+    meta["labels"] = {**MANAGED_BY, **(meta.get("labels") or {})}
+    annotations = meta.setdefault("annotations", {})
+    annotations[APPLIED_HASH] = spec_hash({f: stamped.get(f) for f in fields})
+    return stamped
+
+
+def _merged(live, stamped, fields):
+    """`live` with meshtune's fields replaced by `stamped`'s and its labels/annotations merged in."""
+    merged = copy.deepcopy(live)
+    for field in fields:
+        if field in stamped:
+            merged[field] = copy.deepcopy(stamped[field])
+        else:
+            merged.pop(field, None)
+    meta = merged.setdefault("metadata", {})
+    for key in ("labels", "annotations"):
+        meta[key] = {**(meta.get(key) or {}), **(stamped["metadata"].get(key) or {})}
+    return merged
+
+
+def _creator(client, resource, namespace, body):
+    return lambda: client.create(resource, namespace, body)
+
+
+def _deleter(client, resource, namespace, name):
+    return lambda: client.delete(resource, namespace, name)
+
+
+def _updater(client, resource, namespace, name, stamped, fields, live):
+    return lambda: client.update(resource, namespace, name,
+                                 lambda current: _merged(current, stamped, fields), live=live)
+
+
+def run(changes, check_mode=False, parallelism=8):
+    """Perform the writes of `changes` (none in check mode); mark those that failed for good."""
+    pending = [c for c in changes if c.write is not None]
+    if check_mode or not pending:
+        return changes
+
+    def perform(change):
+        try:
+            change.write()
+        except KubeError as error:
+            change.error = str(error)
+            change.reason = f"{change.action} failed"
+            change.action = "failed"
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(pending)))) as pool:
+        list(pool.map(perform, pending))
+    return changes
+
+
+def report(changes, diff_mode=False, **extra):
+    """The module result: changed, results (one per object), summary, diff (in diff mode)."""
+    summary = dict.fromkeys(ACTIONS, 0)
+    for change in changes:
+        summary[change.action] += 1
+    summary["total"] = len(changes)
+    result = {"changed": any(c.action in WRITING_ACTIONS for c in changes),
+              "results": [c.result() for c in changes], "summary": summary, **extra}
+    if diff_mode:
+        result["diff"] = [c.diff() for c in changes if c.action in WRITING_ACTIONS]
+    return result
+
+
+def failure_message(changes):
+    """One message naming the objects that failed and those that did change, for fail_json."""
+    failed = [c for c in changes if c.action == "failed"]
+    written = [c.label for c in changes if c.action in WRITING_ACTIONS]
+    details = "; ".join(f"{c.label}: {c.error}" for c in failed[:20])
+    more = f" (and {len(failed) - 20} more)" if len(failed) > 20 else ""
+    done = ", ".join(written[:50]) + (" ..." if len(written) > 50 else "") if written else "none"
+    return (f"{len(failed)} of {len(changes)} objects could not be written: {details}{more}. "
+            f"Changed before the failure: {done}. Every object's outcome is in 'results'.")
+
+
+def live_objects(client, resource, namespaces):
+    """Live objects of one type in the given namespaces, keyed by (namespace, name): one list call
+    per namespace, however many objects a task manages."""
+    live = {}
+    for namespace in sorted(namespaces):
+        for obj in client.list(resource, namespace=namespace):
+            live[(namespace, obj["metadata"]["name"])] = obj
+    return live
+
+
+def missing_namespaces(client, namespaces):
+    """Which of `namespaces` do not exist (one list call)."""
+    existing = {ns["metadata"]["name"] for ns in client.list(client.resource("v1", "Namespace"))}
+    return sorted(set(namespaces) - existing)
+
+
+def converge_owned(module, client, desired, state, parallelism, fields=("spec",), extra=None):
+    """Read, plan, write and report for objects meshtune owns; ends the module either way."""
+    extra = extra or {}
+    if not desired:
+        module.exit_json(**report([], module._diff, **extra))
+    api_version, kind = desired[0]["apiVersion"], desired[0]["kind"]
+    namespaces = {obj["metadata"]["namespace"] for obj in desired}
+    try:
+        resource = client.resource(api_version, kind)
+        if state == "present":
+            missing = missing_namespaces(client, namespaces)
+            if missing:
+                module.fail_json(msg=f"Namespaces not found (nothing was changed): {', '.join(missing)}",
+                                 **report([], module._diff, **extra))
+        live = live_objects(client, resource, namespaces)
+    except KubeError as error:
+        module.fail_json(msg=f"Could not read {kind} objects (nothing was changed): {error}")
+    changes = plan_owned(client, resource, desired, live, state, fields)
+    run(changes, module.check_mode, parallelism)
+    result = report(changes, module._diff, retries=client.retries, **extra)
+    if any(c.action == "failed" for c in changes):
+        module.fail_json(msg=failure_message(changes), **result)
+    module.exit_json(**result)

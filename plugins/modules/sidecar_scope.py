@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# Copyright: meshtune contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sidecar_scope
+short_description: Limit what Istio tells each sidecar about, with one Sidecar per namespace
+version_added: 0.1.0
+description:
+  - Creates, updates or deletes the Istio C(Sidecar) resource (networking.istio.io) of each given
+    namespace. Without O(workload_selector) it is the namespace's default scope.
+  - Scoping is the main lever against sidecar memory in large meshes. A proxy that is told only
+    about the hosts it may reach holds less configuration and receives fewer pushes.
+  - Uses C(networking.istio.io/v1), or the newest version the cluster serves
+    (C(v1beta1), C(v1alpha3)); RV(api_version) reports which.
+author:
+  - meshtune maintainers (@meshtune)
+options:
+  namespaces:
+    description: Namespaces to give a Sidecar.
+    type: list
+    elements: str
+    required: true
+  name:
+    description: Name of the Sidecar object in each namespace.
+    type: str
+    default: default
+  egress_hosts:
+    description:
+      - Hosts the proxies may reach, in C(namespace/dnsName) form. C(./*) is the own namespace.
+    type: list
+    elements: str
+    default: ["./*", "istio-system/*"]
+  outbound_traffic_policy:
+    description:
+      - V(REGISTRY_ONLY) blocks traffic to hosts outside the service registry; V(ALLOW_ANY) lets
+        it pass. Unset leaves the mesh-wide default.
+    type: str
+    choices: [ALLOW_ANY, REGISTRY_ONLY]
+  workload_selector:
+    description: Labels of the workloads the Sidecar applies to; unset makes it the default.
+    type: dict
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshtune.mesh.auth
+  - meshtune.mesh.reconcile
+"""
+
+EXAMPLES = r"""
+- name: Scope the proxies of three namespaces to their own namespace and istio-system
+  meshtune.mesh.sidecar_scope:
+    namespaces: [shop, payments, catalog]
+
+- name: Also allow the shared observability namespace, and block unknown hosts
+  meshtune.mesh.sidecar_scope:
+    namespaces: [shop]
+    egress_hosts: ["./*", "istio-system/*", "observability/*"]
+    outbound_traffic_policy: REGISTRY_ONLY
+
+- name: Remove the scopes again
+  meshtune.mesh.sidecar_scope:
+    namespaces: [shop, payments, catalog]
+    state: absent
+"""
+
+RETURN = r"""
+results:
+  description: One entry per Sidecar.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: Sidecar, namespace: shop, name: default, api_version: networking.istio.io/v1,
+       action: created}
+summary:
+  description: How many objects were created, updated, unchanged, deleted, skipped or failed.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 2, deleted: 0, skipped: 0, failed: 0, total: 3}
+api_version:
+  description: The networking.istio.io version used.
+  returned: success
+  type: str
+  sample: networking.istio.io/v1
+retries:
+  description: API calls that were retried (conflicts, throttling, server errors).
+  returned: success
+  type: int
+  sample: 0
+diff:
+  description: Before and after of every changed Sidecar (diff mode).
+  returned: diff mode
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
+    DEFAULT_EGRESS_HOSTS,
+    NETWORKING_GROUP,
+    NETWORKING_VERSIONS,
+    OUTBOUND_POLICIES,
+    check_egress_host,
+    sidecar_objects,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KUBERNETES_IMPORT_ERROR,
+    auth_argument_spec,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
+
+if KUBERNETES_IMPORT_ERROR is None:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
+    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
+
+
+def argument_spec():
+    spec = auth_argument_spec()
+    spec.update(
+        namespaces={"type": "list", "elements": "str", "required": True},
+        name={"type": "str", "default": "default"},
+        egress_hosts={"type": "list", "elements": "str", "default": list(DEFAULT_EGRESS_HOSTS)},
+        outbound_traffic_policy={"type": "str", "choices": list(OUTBOUND_POLICIES)},
+        workload_selector={"type": "dict"},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        parallelism={"type": "int", "default": 8},
+    )
+    return spec
+
+
+def validate(params):
+    """Every problem with the options, as one message; None when all is well."""
+    problems = Problems()
+    if not params["namespaces"]:
+        problems.add("namespaces", "at least one namespace", [])
+    for index, namespace in enumerate(params["namespaces"]):
+        problems.check(check_name, f"namespaces[{index}]", namespace, label=True)
+    if len(set(params["namespaces"])) != len(params["namespaces"]):
+        problems.add("namespaces", "each namespace once", params["namespaces"])
+    problems.check(check_name, "name", params["name"])
+    if not params["egress_hosts"]:
+        problems.add("egress_hosts", "at least one host such as ./*", [])
+    for index, host in enumerate(params["egress_hosts"]):
+        problems.check(check_egress_host, f"egress_hosts[{index}]", host)
+    for key, value in (params["workload_selector"] or {}).items():
+        if not isinstance(value, str):
+            problems.add(f"workload_selector.{key}", "a string label value", value)
+    if params["parallelism"] < 1:
+        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    return problems.message()
+
+
+def main():
+    if KUBERNETES_IMPORT_ERROR is not None:
+        module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    problem = validate(params)
+    if problem:
+        module.fail_json(msg=problem)
+    client = KubeClient.from_module(module)
+    version = client.served_version(NETWORKING_GROUP, "Sidecar", NETWORKING_VERSIONS)
+    if version is None:
+        module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} Sidecar API "
+                             f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")
+    desired = sidecar_objects(version, params["namespaces"], params["name"],
+                              params["egress_hosts"], params["outbound_traffic_policy"],
+                              params["workload_selector"])
+    converge_owned(module, client, desired, params["state"], params["parallelism"],
+                   extra={"api_version": f"{NETWORKING_GROUP}/{version}"})
+
+
+if __name__ == "__main__":
+    main()
