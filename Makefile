@@ -27,7 +27,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PYTHON VENV PYTHON_VERSION ANSIBLE_DIST_VERSION COLLECTIONS_DIR CACHE_DIR
 
-.PHONY: help setup lint sanity unit integration pytest molecule test run clean distclean
+.PHONY: help setup lint sanity unit integration pytest molecule test bench run clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ molecule: setup ## Every Molecule scenario in molecule/
 
 test: setup ## setup, lint, sanity, pytest, molecule; stops at the first failing stage
 	tools/test.sh
+
+bench: setup ## Benchmarks in bench/ (figures printed, not asserted)
+	tools/bench.sh
 
 run: setup ## ansible-playbook -i inventories/local playbooks/site.yml
 	ansible-playbook -i inventories/local playbooks/site.yml

@@ -1,0 +1,140 @@
+"""The reconcile engine: planning owned objects, running writes, reporting, retrying."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.meshtune.mesh.plugins.module_utils import kube, reconcile
+
+
+class FakeResource:
+    """Records the writes a plan performs."""
+
+
+class FakeClient:
+    def __init__(self, fail_on=()):
+        self.writes = []
+        self.fail_on = set(fail_on)
+        self.retries = 0
+
+    def _write(self, verb, name):
+        if name in self.fail_on:
+            raise kube.KubeError(f"{name} refused", 500)
+        self.writes.append((verb, name))
+
+    def create(self, resource, namespace, body):
+        self._write("create", body["metadata"]["name"])
+
+    def delete(self, resource, namespace, name):
+        self._write("delete", name)
+
+    def update(self, resource, namespace, name, change, live=None):
+        self.last_update = change(live)
+        self._write("update", name)
+
+
+def rule(name, spec):
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": "ns"}, "spec": spec}
+
+
+def applied(obj):
+    """What the cluster holds after meshtune applied `obj` (plus a server-side default)."""
+    stamped = reconcile._stamp(obj, ("spec",))
+    stamped["spec"] = {**stamped["spec"], "serverDefault": True}
+    stamped["metadata"]["labels"]["team"] = "theirs"
+    return stamped
+
+
+def test_plan_creates_updates_and_keeps():
+    client = FakeClient()
+    same, changed, new = rule("same", {"host": "a"}), rule("changed", {"host": "b"}), \
+        rule("new", {"host": "c"})
+    live = {("ns", "same"): applied(same), ("ns", "changed"): applied(rule("changed", {"host": "x"}))}
+    changes = reconcile.plan_owned(client, FakeResource(), [same, changed, new], live, "present")
+    assert [(c.name, c.action) for c in changes] == [
+        ("same", "unchanged"), ("changed", "updated"), ("new", "created")]
+    reconcile.run(changes)
+    assert sorted(client.writes) == [("create", "new"), ("update", "changed")]
+    merged = client.last_update
+    assert merged["spec"] == {"host": "b"}, "the spec is replaced, server defaults included"
+    assert merged["metadata"]["labels"]["team"] == "theirs", "labels of others are kept"
+
+
+def test_removed_fields_are_noticed_through_the_applied_digest():
+    client = FakeClient()
+    before = rule("r", {"host": "a", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}})
+    after = rule("r", {"host": "a"})
+    changes = reconcile.plan_owned(client, FakeResource(), [after],
+                                   {("ns", "r"): applied(before)}, "present")
+    assert changes[0].action == "updated"
+    assert "trafficPolicy" in changes[0].before["spec"]
+    assert "trafficPolicy" not in changes[0].after["spec"]
+
+
+def test_check_mode_writes_nothing_and_absent_deletes():
+    client = FakeClient()
+    obj = rule("r", {"host": "a"})
+    changes = reconcile.plan_owned(client, FakeResource(), [obj, rule("gone", {"host": "g"})],
+                                   {("ns", "r"): applied(obj)}, "absent")
+    assert [c.action for c in changes] == ["deleted", "unchanged"]
+    reconcile.run(changes, check_mode=True)
+    assert client.writes == []
+    result = reconcile.report(changes, diff_mode=True)
+    assert result["changed"] is True
+    assert result["summary"]["deleted"] == 1 and result["summary"]["total"] == 2
+    assert result["diff"][0]["after"] == {}
+
+
+def test_failures_are_reported_per_object():
+    client = FakeClient(fail_on={"b"})
+    desired = [rule(name, {"host": name}) for name in ("a", "b", "c")]
+    changes = reconcile.plan_owned(client, FakeResource(), desired, {}, "present")
+    reconcile.run(changes, parallelism=2)
+    assert [c.action for c in changes] == ["created", "failed", "created"]
+    message = reconcile.failure_message(changes)
+    assert "1 of 3 objects could not be written: DestinationRule ns/b: b refused" in message
+    assert "DestinationRule ns/a" in message and "DestinationRule ns/c" in message
+
+
+class Flaky:
+    """Fails with the given errors first, then answers."""
+
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+class HttpError(Exception):
+    def __init__(self, status, retry_after=None):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = {"Retry-After": retry_after} if retry_after else {}
+        self.body = None
+
+
+def test_retries_throttling_and_server_errors_with_bounded_backoff():
+    delays = []
+    client = kube.KubeClient(dynamic_client=None, sleep=delays.append)
+    flaky = Flaky(HttpError(429, "2"), HttpError(503), ConnectionResetError("reset"))
+    assert client.call(flaky) == "ok"
+    assert flaky.calls == 4 and client.retries == 3
+    assert 1.0 <= delays[0] <= 2.0, "Retry-After is honoured"
+    assert all(d <= kube.MAX_DELAY for d in delays)
+
+
+def test_gives_up_after_max_attempts_and_never_retries_client_errors():
+    client = kube.KubeClient(dynamic_client=None, sleep=lambda _delay: None)
+    always = Flaky(*[HttpError(500)] * 10)
+    with pytest.raises(kube.KubeError) as err:
+        client.call(always)
+    assert always.calls == kube.MAX_ATTEMPTS and err.value.status == 500
+    invalid = Flaky(HttpError(422))
+    with pytest.raises(kube.KubeError):
+        client.call(invalid)
+    assert invalid.calls == 1
