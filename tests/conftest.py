@@ -29,16 +29,30 @@ def kubeapi(tmp_path_factory) -> KubeAPIServer:
     server.stop()
 
 
-@pytest.fixture
-def kubeapi_factory(tmp_path):
-    """Start servers with extra command-line options, e.g. `--disable autoscaling/v2`."""
+def _server_factory(directory):
     servers = []
 
     def start(*options: str) -> KubeAPIServer:
-        server = start_server(tmp_path / f"kubeconfig-{len(servers)}", *options)
+        server = start_server(directory / f"kubeconfig-{len(servers)}", *options)
         servers.append(server)
         return server
 
+    return start, servers
+
+
+@pytest.fixture
+def kubeapi_factory(tmp_path):
+    """Start servers with extra command-line options, e.g. `--disable autoscaling/v2`."""
+    start, servers = _server_factory(tmp_path)
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def kubeapi_factory_module(tmp_path_factory):
+    """Like kubeapi_factory, for servers a whole test module shares."""
+    start, servers = _server_factory(tmp_path_factory.mktemp("kubeapi"))
     yield start
     for server in servers:
         server.stop()

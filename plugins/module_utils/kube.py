@@ -105,10 +105,11 @@ def _status_of(error):
     return getattr(error, "status", None)
 
 
-def _is_retryable(error):
+def _is_retryable(error, conflict_is_final):
     if isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError)):
         return True
-    return _status_of(error) in RETRYABLE_STATUS
+    status = _status_of(error)
+    return status in RETRYABLE_STATUS or (status == 409 and not conflict_is_final)
 
 
 def _retry_after(error):
@@ -168,8 +169,12 @@ class KubeClient:
                 continue
         return None
 
-    def call(self, func, *args, **kwargs):
-        """Call the API; retry what a healthy cluster would answer on a later try."""
+    def call(self, func, *args, conflict_is_final=False, **kwargs):
+        """Call the API; retry what a healthy cluster would answer on a later try.
+
+        A 409 is retried as is, except where the caller resolves it itself (`conflict_is_final`:
+        a create that finds the object, an update of a stale version).
+        """
         attempt = 0
         while True:
             try:
@@ -178,7 +183,7 @@ class KubeClient:
                 raise
             except Exception as error:
                 attempt += 1
-                if not _is_retryable(error) or attempt >= MAX_ATTEMPTS:
+                if not _is_retryable(error, conflict_is_final) or attempt >= MAX_ATTEMPTS:
                     raise KubeError(_error_text(error), _status_of(error)) from error
                 with self._lock:
                     self.retries += 1
@@ -199,7 +204,24 @@ class KubeClient:
             raise
 
     def create(self, resource, namespace, body):
-        return self.call(resource.create, body=body, namespace=namespace).to_dict()
+        return self.call(resource.create, body=body, namespace=namespace,
+                         conflict_is_final=True).to_dict()
+
+    def create_or_update(self, resource, namespace, body, change):
+        """Create `body`; when it turns out to exist (409), update it with `change` instead."""
+        name = body["metadata"]["name"]
+        for _attempt in range(MAX_CONFLICT_RETRIES):
+            try:
+                return self.create(resource, namespace, body)
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+                with self._lock:
+                    self.retries += 1
+            updated = self.update(resource, namespace, name, change)
+            if updated is not None:
+                return updated
+        raise KubeError(f"{name}: create and update kept conflicting", 409)
 
     def merge_patch(self, resource, namespace, name, patch):
         return self.call(resource.patch, body=patch, name=name, namespace=namespace,
@@ -228,7 +250,7 @@ class KubeClient:
                 return None
             try:
                 return self.call(resource.replace, body=desired, name=name,
-                                 namespace=namespace).to_dict()
+                                 namespace=namespace, conflict_is_final=True).to_dict()
             except KubeError as error:
                 if error.status != 409:
                     raise

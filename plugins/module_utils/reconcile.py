@@ -113,7 +113,7 @@ def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
         if live is None:
             changes.append(Change(kind, namespace, name, "created", api_version, before={},
                                   after=_managed_view(stamped, fields),
-                                  write=_creator(client, resource, namespace, stamped)))
+                                  write=_creator(client, resource, namespace, stamped, fields)))
             continue
         applied = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH)
         wanted = {field: stamped[field] for field in fields if field in stamped}
@@ -155,8 +155,9 @@ def _merged(live, stamped, fields):
     return merged
 
 
-def _creator(client, resource, namespace, body):
-    return lambda: client.create(resource, namespace, body)
+def _creator(client, resource, namespace, body, fields):
+    return lambda: client.create_or_update(resource, namespace, body,
+                                           lambda current: _merged(current, body, fields))
 
 
 def _deleter(client, resource, namespace, name):
@@ -211,12 +212,29 @@ def failure_message(changes):
             f"Changed before the failure: {done}. Every object's outcome is in 'results'.")
 
 
-def live_objects(client, resource, namespaces):
-    """Live objects of one type in the given namespaces, keyed by (namespace, name): one list call
-    per namespace, however many objects a task manages."""
+# From this many namespaces on, one cluster-wide list is cheaper than one list per namespace.
+CLUSTER_WIDE_LIST_FROM = 10
+
+
+def live_objects(client, resource, namespaces, label_selector=None):
+    """Live objects of one type in the given namespaces, keyed by (namespace, name).
+
+    One list call per namespace, or a single cluster-wide list for many namespaces (falling back
+    to per-namespace lists where RBAC forbids the cluster-wide one): never one call per object.
+    """
+    wanted = set(namespaces)
+    if len(wanted) >= CLUSTER_WIDE_LIST_FROM:
+        try:
+            items = client.list(resource, label_selector=label_selector)
+        except KubeError as error:
+            if error.status != 403:
+                raise
+        else:
+            return {(obj["metadata"]["namespace"], obj["metadata"]["name"]): obj for obj in items
+                    if obj["metadata"].get("namespace") in wanted}
     live = {}
-    for namespace in sorted(namespaces):
-        for obj in client.list(resource, namespace=namespace):
+    for namespace in sorted(wanted):
+        for obj in client.list(resource, namespace=namespace, label_selector=label_selector):
             live[(namespace, obj["metadata"]["name"])] = obj
     return live
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ansible_collections.meshtune.mesh.plugins.module_utils import kube, reconcile
 
 
@@ -21,7 +22,7 @@ class FakeClient:
             raise kube.KubeError(f"{name} refused", 500)
         self.writes.append((verb, name))
 
-    def create(self, resource, namespace, body):
+    def create_or_update(self, resource, namespace, body, change):
         self._write("create", body["metadata"]["name"])
 
     def delete(self, resource, namespace, name):

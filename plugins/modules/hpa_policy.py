@@ -1,0 +1,318 @@
+#!/usr/bin/python
+# Copyright: meshtune contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: hpa_policy
+short_description: Autoscale workloads with autoscaling/v2 HorizontalPodAutoscalers, many in one task
+version_added: 0.1.0
+description:
+  - Creates, updates or deletes one C(HorizontalPodAutoscaler) (autoscaling/v2) per entry of
+    O(policies), all in one namespace.
+  - Scaling behavior (O(policies[].scale_up), O(policies[].scale_down)) exists only in
+    autoscaling/v2, so the module requires it (Kubernetes 1.23 or newer). On a cluster that serves
+    only autoscaling/v1 the task fails before any write, saying so.
+  - Every value is checked before the first write; a bad one fails the task with one message
+    naming the option path, for example C(policies[1].scale_down.policies[0].period_seconds).
+author:
+  - meshtune maintainers (@meshtune)
+options:
+  namespace:
+    description: Namespace of the workloads and their HorizontalPodAutoscalers.
+    type: str
+    required: true
+  policies:
+    description:
+      - One HorizontalPodAutoscaler each.
+      - With O(state=absent) only O(policies[].name) (or O(policies[].target.name)) is needed.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name of the HorizontalPodAutoscaler. Defaults to the name of the target.
+        type: str
+      target:
+        description: The workload to scale (the C(scaleTargetRef)).
+        type: dict
+        suboptions:
+          kind:
+            description: Kind of the workload.
+            type: str
+            default: Deployment
+          name:
+            description: Name of the workload. Must be given with O(state=present).
+            type: str
+          api_version:
+            description: API version of the workload.
+            type: str
+            default: apps/v1
+      min_replicas:
+        description: Fewest replicas to scale down to (at least 1).
+        type: int
+        default: 1
+      max_replicas:
+        description:
+          - Most replicas to scale up to, at least O(policies[].min_replicas).
+          - Must be given with O(state=present).
+        type: int
+      cpu_utilization:
+        description:
+          - Target average CPU use, in percent of the pods' CPU requests (a C(Resource) metric of
+            target type C(Utilization)).
+          - The autoscaling/v1 name C(target_cpu_utilization_percentage) is accepted as an alias.
+        type: int
+        aliases: [target_cpu_utilization_percentage]
+      memory_utilization:
+        description:
+          - Target average memory use, in percent of the pods' memory requests (a C(Resource)
+            metric of target type C(Utilization)).
+        type: int
+      metrics:
+        description:
+          - More metrics, as autoscaling/v2 C(MetricSpec) objects (camelCase fields), for example
+            C(Pods), C(Object) or C(External) metrics from a metrics adapter.
+          - Each needs C(type) (C(Resource), C(Pods), C(Object), C(External) or
+            C(ContainerResource)), the matching source (C(resource), C(pods), C(object),
+            C(external) or C(containerResource)) and a C(target). They are sent as given, after
+            that shape check.
+          - At least one of O(policies[].cpu_utilization), O(policies[].memory_utilization) or
+            O(policies[].metrics) is needed.
+        type: list
+        elements: dict
+      scale_up:
+        description:
+          - How fast to scale up (C(behavior.scaleUp)). Unset keeps the Kubernetes default,
+            no stabilization and at most 100% or 4 pods more every 15 seconds, whichever is more.
+        type: dict
+        suboptions: &scaling_rules
+          stabilization_window_seconds:
+            description:
+              - Seconds of past recommendations to consider (0 to 3600). Scaling down uses the
+                highest of them, scaling up the lowest, which damps flapping.
+            type: int
+          select_policy:
+            description:
+              - Which of the policies wins when several apply. V(Disabled) turns scaling in
+                this direction off.
+            type: str
+            choices: [Max, Min, Disabled]
+          policies:
+            description: How much may change within a period. At least one when given.
+            type: list
+            elements: dict
+            suboptions:
+              type:
+                description: V(Pods) counts pods; V(Percent) is a share of the current replicas.
+                type: str
+                choices: [Pods, Percent]
+                required: true
+              value:
+                description: How many pods, or what percent (greater than 0).
+                type: int
+                required: true
+              period_seconds:
+                description: Length of the period the value applies to, 1 to 1800 seconds.
+                type: int
+                required: true
+      scale_down:
+        description:
+          - How fast to scale down (C(behavior.scaleDown)), with the same options as
+            O(policies[].scale_up). Unset keeps the Kubernetes default, a 300 second
+            stabilization window and at most 100% fewer every 15 seconds.
+        type: dict
+        suboptions: *scaling_rules
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshtune.mesh.auth
+  - meshtune.mesh.reconcile
+"""
+
+EXAMPLES = r"""
+- name: Autoscale the web front end, scaling up fast and down slowly
+  meshtune.mesh.hpa_policy:
+    namespace: shop
+    policies:
+      - target:
+          name: web
+        min_replicas: 3
+        max_replicas: 30
+        cpu_utilization: 70
+        scale_up:
+          stabilization_window_seconds: 0
+          select_policy: Max
+          policies:
+            - {type: Percent, value: 100, period_seconds: 15}
+            - {type: Pods, value: 4, period_seconds: 15}
+        scale_down:
+          stabilization_window_seconds: 600
+          select_policy: Min
+          policies:
+            - {type: Percent, value: 10, period_seconds: 60}
+            - {type: Pods, value: 2, period_seconds: 60}
+
+- name: Scale the checkout API on CPU, memory and requests per second from a metrics adapter
+  meshtune.mesh.hpa_policy:
+    namespace: shop
+    policies:
+      - name: checkout-api
+        target:
+          kind: Deployment
+          name: checkout
+        min_replicas: 2
+        max_replicas: 12
+        target_cpu_utilization_percentage: 75
+        memory_utilization: 80
+        metrics:
+          - type: Pods
+            pods:
+              metric:
+                name: istio_requests_per_second
+              target:
+                type: AverageValue
+                averageValue: "100"
+
+- name: Remove the autoscalers again
+  meshtune.mesh.hpa_policy:
+    namespace: shop
+    state: absent
+    policies:
+      - name: web
+      - name: checkout-api
+"""
+
+RETURN = r"""
+results:
+  description: One entry per HorizontalPodAutoscaler.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: HorizontalPodAutoscaler, namespace: shop, name: web, api_version: autoscaling/v2,
+       action: created}
+summary:
+  description: How many objects were created, updated, unchanged, deleted, skipped or failed.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 1, deleted: 0, skipped: 0, failed: 0, total: 2}
+api_version:
+  description: The autoscaling version used.
+  returned: success
+  type: str
+  sample: autoscaling/v2
+retries:
+  description: API calls that were retried (conflicts, throttling, server errors).
+  returned: success
+  type: int
+  sample: 0
+diff:
+  description: Before and after of every changed HorizontalPodAutoscaler (diff mode).
+  returned: diff mode
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.hpa import (
+    AUTOSCALING_GROUP,
+    DEFAULT_MIN_REPLICAS,
+    DEFAULT_TARGET_API_VERSION,
+    DEFAULT_TARGET_KIND,
+    HPA_KIND,
+    HPA_VERSIONS,
+    SCALING_POLICY_TYPES,
+    SELECT_POLICIES,
+    check_policies,
+    hpa_objects,
+    v2_required_message,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KUBERNETES_IMPORT_ERROR,
+    auth_argument_spec,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
+
+if KUBERNETES_IMPORT_ERROR is None:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
+    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
+
+
+def scaling_rules_spec():
+    return {
+        "stabilization_window_seconds": {"type": "int"},
+        "select_policy": {"type": "str", "choices": list(SELECT_POLICIES)},
+        "policies": {"type": "list", "elements": "dict", "options": {
+            "type": {"type": "str", "choices": list(SCALING_POLICY_TYPES), "required": True},
+            "value": {"type": "int", "required": True},
+            "period_seconds": {"type": "int", "required": True},
+        }},
+    }
+
+
+def policy_spec():
+    return {
+        "name": {"type": "str"},
+        "target": {"type": "dict", "options": {
+            "kind": {"type": "str", "default": DEFAULT_TARGET_KIND},
+            "name": {"type": "str"},
+            "api_version": {"type": "str", "default": DEFAULT_TARGET_API_VERSION},
+        }},
+        "min_replicas": {"type": "int", "default": DEFAULT_MIN_REPLICAS},
+        "max_replicas": {"type": "int"},
+        "cpu_utilization": {"type": "int", "aliases": ["target_cpu_utilization_percentage"]},
+        "memory_utilization": {"type": "int"},
+        "metrics": {"type": "list", "elements": "dict"},
+        "scale_up": {"type": "dict", "options": scaling_rules_spec()},
+        "scale_down": {"type": "dict", "options": scaling_rules_spec()},
+    }
+
+
+def argument_spec():
+    spec = auth_argument_spec()
+    spec.update(
+        namespace={"type": "str", "required": True},
+        policies={"type": "list", "elements": "dict", "required": True, "options": policy_spec()},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        parallelism={"type": "int", "default": 8},
+    )
+    return spec
+
+
+def validate(params):
+    """Every problem with the options, as one message; None when all is well."""
+    problems = Problems()
+    problems.check(check_name, "namespace", params["namespace"], label=True)
+    check_policies(problems, params["policies"], params["state"])
+    if params["parallelism"] < 1:
+        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    return problems.message()
+
+
+def main():
+    if KUBERNETES_IMPORT_ERROR is not None:
+        module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    problem = validate(params)
+    if problem:
+        module.fail_json(msg=problem)
+    client = KubeClient.from_module(module)
+    version = client.served_version(AUTOSCALING_GROUP, HPA_KIND, HPA_VERSIONS)
+    if version is None:
+        serves_v1 = client.served_version(AUTOSCALING_GROUP, HPA_KIND, ("v1",)) is not None
+        module.fail_json(msg=v2_required_message(params["policies"], serves_v1))
+    desired = hpa_objects(version, params["namespace"], params["policies"], params["state"])
+    converge_owned(module, client, desired, params["state"], params["parallelism"],
+                   extra={"api_version": f"{AUTOSCALING_GROUP}/{version}"})
+
+
+if __name__ == "__main__":
+    main()
