@@ -17,6 +17,7 @@ import re
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
+    canonical_quantity,
     check_name,
     check_range,
     parse_quantity,
@@ -260,15 +261,15 @@ def v2_required_message(policies, serves_v1):
 
 
 def metric_spec(metric):
-    """A raw metric as sent: a copy, with integer quantities written as the strings the API returns
+    """A raw metric as sent: a copy, with quantities in the canonical form the API server stores
     (so a re-run compares equal)."""
     metric = copy.deepcopy(metric)
     source = metric.get(METRIC_SOURCES.get(metric.get("type"), ""))
     target = source.get("target") if isinstance(source, dict) else None
     if isinstance(target, dict):
         for field in ("value", "averageValue"):
-            if isinstance(target.get(field), int) and not isinstance(target[field], bool):
-                target[field] = str(target[field])
+            if target.get(field) is not None:
+                target[field] = canonical_quantity(target[field])
     return metric
 
 

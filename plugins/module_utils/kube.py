@@ -91,6 +91,7 @@ MAX_ATTEMPTS = 6
 BASE_DELAY = 0.2
 MAX_DELAY = 5.0
 MAX_CONFLICT_RETRIES = 8
+LIST_PAGE = 500
 
 
 class KubeError(Exception):
@@ -185,15 +186,24 @@ class KubeClient:
                 attempt += 1
                 if not _is_retryable(error, conflict_is_final) or attempt >= MAX_ATTEMPTS:
                     raise KubeError(_error_text(error), _status_of(error)) from error
-                with self._lock:
-                    self.retries += 1
+                self.count_retry()
                 delay = _retry_after(error) or min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
                 self._sleep(delay * random.uniform(0.5, 1.0))
 
     def list(self, resource, namespace=None, label_selector=None):
-        """All objects of a type (in one namespace, or all), as plain dicts."""
-        result = self.call(resource.get, namespace=namespace, label_selector=label_selector)
-        return [item.to_dict() for item in result.items]
+        """All objects of a type (in one namespace, or all), as plain dicts, in pages of LIST_PAGE."""
+        items, token = [], None
+        while True:
+            page = self.call(resource.get, namespace=namespace, label_selector=label_selector,
+                             limit=LIST_PAGE, _continue=token)
+            items.extend(item.to_dict() for item in page.items)
+            token = getattr(page.metadata, "continue", None)
+            if not token:
+                return items
+
+    def count_retry(self):
+        with self._lock:
+            self.retries += 1
 
     def get(self, resource, namespace, name):
         try:
@@ -216,16 +226,19 @@ class KubeClient:
             except KubeError as error:
                 if error.status != 409:
                     raise
-                with self._lock:
-                    self.retries += 1
+                self.count_retry()
             updated = self.update(resource, namespace, name, change)
             if updated is not None:
                 return updated
         raise KubeError(f"{name}: create and update kept conflicting", 409)
 
     def merge_patch(self, resource, namespace, name, patch):
+        """A JSON merge patch. One that carries metadata.resourceVersion is a precondition: its
+        409 is final (sending the same stale version again cannot succeed; re-read instead)."""
+        preconditioned = bool((patch.get("metadata") or {}).get("resourceVersion"))
         return self.call(resource.patch, body=patch, name=name, namespace=namespace,
-                         content_type="application/merge-patch+json").to_dict()
+                         content_type="application/merge-patch+json",
+                         conflict_is_final=preconditioned).to_dict()
 
     def delete(self, resource, namespace, name):
         try:
@@ -254,7 +267,6 @@ class KubeClient:
             except KubeError as error:
                 if error.status != 409:
                     raise
-                with self._lock:
-                    self.retries += 1
+                self.count_retry()
                 live = None
         raise KubeError(f"{name}: still conflicting after {MAX_CONFLICT_RETRIES} re-reads", 409)

@@ -208,7 +208,7 @@ def failure_message(changes):
     details = "; ".join(f"{c.label}: {c.error}" for c in failed[:20])
     more = f" (and {len(failed) - 20} more)" if len(failed) > 20 else ""
     done = ", ".join(written[:50]) + (" ..." if len(written) > 50 else "") if written else "none"
-    return (f"{len(failed)} of {len(changes)} objects could not be written: {details}{more}. "
+    return (f"{len(failed)} of {len(changes)} objects failed: {details}{more}. "
             f"Changed before the failure: {done}. Every object's outcome is in 'results'.")
 
 

@@ -52,6 +52,38 @@ def parse_quantity(path, value):
         raise InvalidOption(path, "a Kubernetes quantity such as 100m, 0.5, 128Mi or 1Gi", value) from err
 
 
+_DECIMAL_SUFFIXES = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P",
+                     18: "E"}
+_BINARY_SUFFIXES = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+
+
+def canonical_quantity(value):
+    """The form the API server stores a quantity in ("0.5" -> "500m", "1.5Gi" -> "1536Mi").
+
+    Writing quantities this way keeps a re-run equal to what the cluster returns. The value must
+    already be valid (parse_quantity).
+    """
+    text = str(value).strip()
+    amount = parse_quantity("quantity", text)
+    if amount == 0:
+        return "0"
+    suffix = QUANTITY_RE.match(text).group(2) or ""
+    binary = suffix.endswith("i")
+    if binary and abs(amount) >= 1024 and amount == amount.to_integral_value():
+        mantissa, power = int(amount), 0
+        while mantissa % 1024 == 0 and power < len(_BINARY_SUFFIXES) - 1:
+            mantissa, power = mantissa // 1024, power + 1
+        return f"{mantissa}{_BINARY_SUFFIXES[power]}"
+    # Decimal: nano precision (rounded up, as the API server does), exponent a multiple of 3.
+    nanos = int((amount * 10 ** 9).to_integral_value(rounding="ROUND_CEILING"))
+    exponent = -9
+    while nanos % 1000 == 0 and exponent < 18:
+        nanos, exponent = nanos // 1000, exponent + 3
+    if suffix[:1] in ("e", "E"):
+        return f"{nanos}e{exponent}" if exponent else str(nanos)
+    return f"{nanos}{_DECIMAL_SUFFIXES[exponent]}"
+
+
 def check_quantity_pair(request_path, request, limit_path, limit):
     """Both well-formed, and the limit not below the request."""
     request_value = parse_quantity(request_path, request) if request is not None else None

@@ -147,8 +147,31 @@ def hpa_policy_cases():
     return hpa_policy.main, valid, cases
 
 
-MODULES = {"sidecar_scope": sidecar_scope_cases, "destination_rule": destination_rule_cases,
-           "hpa_policy": hpa_policy_cases}
+def sidecar_resources_cases():
+    from ansible_collections.meshtune.mesh.plugins.modules import sidecar_resources
+
+    valid = {"namespaces": ["shop"], "cpu_request": "100m", "cpu_limit": "1", "concurrency": 2}
+    malformed = st.one_of(st.text(alphabet=string.ascii_letters + " ", min_size=1, max_size=8),
+                          st.from_regex(r"\A[0-9]{1,3}[xyzq]{1,2}\Z"))
+    cases = {
+        "namespaces": (st.one_of(bad_labels.map(lambda v: [v]), st.just([])), at("namespaces")),
+        "cpu_request": (malformed, at("cpu_request")),
+        "memory_request": (malformed, at("memory_request")),
+        "memory_limit": (malformed, at("memory_limit")),
+        "cpu_limit": (st.sampled_from(["1m", "10m", "50m", "99m", "0.05"]), at("cpu_limit")),
+        "concurrency": (st.one_of(st.integers(max_value=-1), st.integers(min_value=65)),
+                        at("concurrency")),
+        "kinds": (not_in(("Deployment", "StatefulSet", "DaemonSet")).map(lambda v: [v]),
+                  at("kinds")),
+        "names": (bad_subdomains.filter(bool).map(lambda v: [v]), at("names")),
+        "parallelism": (not_positive, at("parallelism")),
+        "wait_timeout": (not_positive, at("wait_timeout")),
+    }
+    return sidecar_resources.main, valid, cases
+
+
+MODULES = {"sidecar_resources": sidecar_resources_cases, "sidecar_scope": sidecar_scope_cases,
+           "destination_rule": destination_rule_cases, "hpa_policy": hpa_policy_cases}
 
 
 @pytest.mark.parametrize("module_name", sorted(MODULES))

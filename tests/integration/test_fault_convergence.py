@@ -60,7 +60,7 @@ def test_a_batch_that_still_fails_names_what_changed(faulty):
     actions = {r["namespace"]: r["action"] for r in outcome["results"]}
     assert actions == {**dict.fromkeys(stale, "updated"), **dict.fromkeys(fresh, "failed")}
     message = outcome["msg"]
-    assert "3 of 8 objects could not be written" in message
+    assert "3 of 8 objects failed" in message
     for namespace in fresh:
         assert f"Sidecar {namespace}/default" in message
     changed_part = message.split("Changed before the failure:")[1]

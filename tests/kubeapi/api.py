@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import yaml
 
-from . import builtin_schemas, conversion, openapi, patching
+from . import builtin_schemas, conversion, openapi, patching, quantities
 from .catalog import ALL_VERBS, Catalog, ResourceType
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .selectors import (
@@ -426,6 +426,8 @@ class KubeAPI:
             raise already_exists(rtype, name)
         if "status" in rtype.subresources:
             obj.pop("status", None)
+        obj = self._canonical(rtype, obj)
+        meta = obj["metadata"]
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
         for transient in ("resourceVersion", "deletionTimestamp", "selfLink"):
             meta.pop(transient, None)
@@ -437,6 +439,14 @@ class KubeAPI:
         self.store.save(rtype.store_key, ns, obj, "ADDED")
         self._after_write(rtype, obj)
         return obj
+
+    @staticmethod
+    def _canonical(rtype: ResourceType, obj: dict) -> dict:
+        """Quantities as a real server stores them ("0.5" becomes "500m")."""
+        if rtype.custom:
+            return obj
+        schema = builtin_schemas.root_schema(rtype.kind, rtype.group, conversion.storage_version(rtype))
+        return quantities.canonicalize(obj, schema)
 
     def _defaults(self, rtype: ResourceType, obj: dict) -> None:
         if rtype.kind == "Namespace":
@@ -493,6 +503,8 @@ class KubeAPI:
         causes = validate(rtype, {**desired, "metadata": {**meta, "name": target.name}})
         if causes:
             raise invalid(rtype, target.name, causes)
+        obj = self._canonical(rtype, obj)
+        meta = obj["metadata"]
         if _content(obj) == _content(current) and obj.get("status") == current.get("status") and \
                 _meta_content(obj) == _meta_content(current):
             return current  # no-op writes keep the resourceVersion, as a real server does

@@ -93,7 +93,7 @@ def test_failures_are_reported_per_object():
     reconcile.run(changes, parallelism=2)
     assert [c.action for c in changes] == ["created", "failed", "created"]
     message = reconcile.failure_message(changes)
-    assert "1 of 3 objects could not be written: DestinationRule ns/b: b refused" in message
+    assert "1 of 3 objects failed: DestinationRule ns/b: b refused" in message
     assert "DestinationRule ns/a" in message and "DestinationRule ns/c" in message
 
 

@@ -1,0 +1,339 @@
+#!/usr/bin/python
+# Copyright: meshtune contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: sidecar_resources
+short_description: Set the Istio sidecar CPU, memory and concurrency of many workloads at once
+version_added: 0.1.0
+description:
+  - Sets the annotations Istio's sidecar injector reads on the pod templates
+    (C(spec.template.metadata.annotations)) of Deployments, StatefulSets and DaemonSets. The
+    resource options become C(sidecar.istio.io/proxyCPU), C(sidecar.istio.io/proxyCPULimit),
+    C(sidecar.istio.io/proxyMemory) and C(sidecar.istio.io/proxyMemoryLimit); O(concurrency) is
+    merged into the C(proxy.istio.io/config) annotation, keeping the other ProxyConfig keys there.
+  - Options left out are left as they are on the workloads.
+  - Workloads are read with one list call per namespace and kind. Each workload that differs gets
+    one JSON merge patch that touches only those annotations; the rest of the workload is never
+    rewritten, and workloads that already match are not written at all.
+  - Workloads whose pod template turns injection off (label or annotation
+    C(sidecar.istio.io/inject) set to C(false)) are skipped and reported as such.
+author:
+  - meshtune maintainers (@meshtune)
+options:
+  namespaces:
+    description: Namespaces whose workloads to tune.
+    type: list
+    elements: str
+    required: true
+  kinds:
+    description: Kinds of workloads to tune.
+    type: list
+    elements: str
+    choices: [Deployment, StatefulSet, DaemonSet]
+    default: [Deployment, StatefulSet, DaemonSet]
+  names:
+    description:
+      - Tune only the workloads with these names (in any of the namespaces). All workloads when
+        left out.
+      - With O(state=present), a name that matches no workload fails the task before any write.
+    type: list
+    elements: str
+  label_selector:
+    description:
+      - Tune only the workloads whose labels match this selector, in the syntax of
+        C(kubectl get -l), for example C(app=web,tier in (api,db)).
+    type: str
+  cpu_request:
+    description: CPU request of the sidecar, a Kubernetes quantity such as C(100m) or C(0.5).
+    type: str
+  cpu_limit:
+    description: CPU limit of the sidecar, a quantity not below O(cpu_request).
+    type: str
+  memory_request:
+    description: Memory request of the sidecar, a Kubernetes quantity such as C(128Mi).
+    type: str
+  memory_limit:
+    description: Memory limit of the sidecar, a quantity not below O(memory_request).
+    type: str
+  concurrency:
+    description:
+      - Worker threads of the sidecar (0 to 64; 0 uses all cores of the node). Merged into the
+        C(proxy.istio.io/config) annotation; the other keys of that ProxyConfig are kept.
+      - A workload whose C(proxy.istio.io/config) annotation is not a YAML mapping is reported as
+        failed and not written; the other workloads are still tuned.
+    type: int
+  wait:
+    description:
+      - Wait until the rollouts of the workloads this task changed have finished, that is until
+        all their pods run with the new sidecar settings.
+      - Not done in check mode, where nothing is written.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - How many seconds to wait for the rollouts with O(wait=true). When the time is up, the task
+        fails naming the workloads whose rollout has not finished; their annotations are written
+        already and their rollouts go on.
+    type: int
+    default: 300
+  state:
+    description:
+      - V(present) sets the given settings.
+      - V(absent) removes the annotations of the given settings (their values do not matter), or
+        all five settings when none is given. For O(concurrency) only the C(concurrency) key is
+        removed from C(proxy.istio.io/config); the annotation goes when nothing else is left in it.
+        Other annotations are never touched.
+notes:
+  - B(Changing a pod template restarts the pods of the workload) (a rollout, as
+    C(kubectl rollout restart) does), since sidecar settings apply only when a pod is created.
+    Run it in a maintenance window or with enough replicas and PodDisruptionBudgets, use
+    O(names) or O(label_selector) to go step by step, and check mode with diff mode to preview
+    which workloads would restart. Workloads that already match are not touched and do not
+    restart.
+  - Quantities equal in value (C(500m) and C(0.5)) count as unchanged, so no rollout is started
+    for a different spelling.
+  - A change that would leave a limit below the request on a workload (for example a new
+    O(cpu_limit) below the CPU request already on it) is refused for that workload.
+  - With O(wait=true) a Deployment counts as rolled out when all its replicas are updated and
+    available, a StatefulSet when all are updated and ready, a DaemonSet when every scheduled pod
+    is updated and available (what C(kubectl rollout status) checks). A paused Deployment or one
+    past its progress deadline fails the wait at once.
+  - Rewriting C(proxy.istio.io/config) drops YAML comments in it; the keys and values stay.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshtune.mesh.auth
+  - meshtune.mesh.reconcile
+"""
+
+EXAMPLES = r"""
+- name: Give every sidecar in three namespaces the same requests, limits and two worker threads
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop, payments, catalog]
+    cpu_request: 100m
+    cpu_limit: "1"
+    memory_request: 128Mi
+    memory_limit: 512Mi
+    concurrency: 2
+
+- name: Preview which workloads would restart
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop]
+    memory_limit: 1Gi
+  check_mode: true
+  diff: true
+
+- name: Tune the frontend Deployments only, and wait until their pods have restarted
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop]
+    kinds: [Deployment]
+    label_selector: tier=frontend
+    cpu_request: 200m
+    wait: true
+    wait_timeout: 600
+
+- name: Remove only the concurrency setting from two workloads
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop]
+    names: [cart, checkout]
+    concurrency: 0
+    state: absent
+
+- name: Remove every sidecar setting meshtune manages
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop, payments, catalog]
+    state: absent
+"""
+
+RETURN = r"""
+results:
+  description:
+    - One entry per selected workload. RV(results[].action) is V(updated) when annotations were
+      set or removed, V(unchanged), V(skipped) (with RV(results[].reason)) or V(failed).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Deployment, StatefulSet or DaemonSet.
+      type: str
+    namespace:
+      description: Namespace of the workload.
+      type: str
+    name:
+      description: Name of the workload.
+      type: str
+    action:
+      description: What was done.
+      type: str
+    reason:
+      description: Why the workload was skipped or failed.
+      type: str
+      returned: when skipped or failed
+    error:
+      description: What went wrong.
+      type: str
+      returned: when failed
+    rollout:
+      description:
+        - V(complete), V(pending) (not finished in time), V(stalled) or V(gone), for the updated
+          workloads when O(wait=true).
+      type: str
+      returned: with O(wait=true)
+  sample:
+    - {kind: Deployment, namespace: shop, name: cart, action: updated, rollout: complete}
+    - {kind: Deployment, namespace: shop, name: legacy, action: skipped,
+       reason: "sidecar injection is off (pod template label sidecar.istio.io/inject=false)"}
+summary:
+  description: How many workloads were updated, unchanged, skipped or failed.
+  returned: always
+  type: dict
+  sample: {created: 0, updated: 1, unchanged: 2, deleted: 0, skipped: 1, failed: 0, total: 4}
+retries:
+  description: API calls that were retried (throttling, server errors, dropped connections).
+  returned: after the cluster was read
+  type: int
+  sample: 0
+pending_rollouts:
+  description: The updated workloads whose rollout had not finished when the wait ended.
+  returned: when O(wait=true) and a rollout did not finish
+  type: list
+  elements: str
+  sample: ["Deployment shop/cart"]
+diff:
+  description: Pod template annotations before and after, for every workload that changes (diff mode).
+  returned: diff mode
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KUBERNETES_IMPORT_ERROR,
+    auth_argument_spec,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
+    API_VERSION,
+    KINDS,
+    YAML_IMPORT_ERROR,
+    plan_changes,
+    read_workloads,
+    validate,
+    wait_for_rollouts,
+    wanted_settings,
+)
+
+if KUBERNETES_IMPORT_ERROR is None:
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
+
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
+    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+        failure_message,
+        report,
+        run,
+    )
+
+
+def argument_spec():
+    spec = auth_argument_spec()
+    spec.update(
+        namespaces={"type": "list", "elements": "str", "required": True},
+        kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
+        names={"type": "list", "elements": "str"},
+        label_selector={"type": "str"},
+        cpu_request={"type": "str"},
+        cpu_limit={"type": "str"},
+        memory_request={"type": "str"},
+        memory_limit={"type": "str"},
+        concurrency={"type": "int"},
+        wait={"type": "bool", "default": False},
+        wait_timeout={"type": "int", "default": 300},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        parallelism={"type": "int", "default": 8},
+    )
+    return spec
+
+
+def read(module, client, params):
+    """The selected workloads and the API resources of their kinds; fails the task when unreadable."""
+    try:
+        resources = {kind: client.resource(API_VERSION, kind) for kind in params["kinds"]}
+        workloads = read_workloads(client, resources, params["namespaces"], params["kinds"],
+                                   params["label_selector"], params["names"])
+    except KubeError as error:
+        module.fail_json(msg=f"Could not read the workloads (nothing was changed): {error}")
+    found = {obj["metadata"]["name"] for _kind, obj in workloads}
+    missing = [name for name in params["names"] or [] if name not in found]
+    if missing and params["state"] == "present":
+        module.fail_json(msg=f"No {'/'.join(params['kinds'])} named {', '.join(missing)} in "
+                             f"{', '.join(params['namespaces'])} (nothing was changed)",
+                         **report([], module._diff))
+    if missing:
+        module.warn(f"No workload named {', '.join(missing)}: nothing to remove there")
+    empty = sorted(set(params["namespaces"]) - {obj["metadata"]["namespace"] for _k, obj in workloads})
+    if empty and not params["names"]:
+        module.warn(f"No selected workloads in namespace(s) {', '.join(empty)}")
+    return resources, workloads
+
+
+def wait(module, client, resources, changes, result):
+    """Wait for the rollouts of the updated workloads; fail the task naming the unfinished ones."""
+    targets = {(c.kind, c.namespace, c.name): c for c in changes if c.action == "updated"}
+    try:
+        outcome = wait_for_rollouts(client, resources, list(targets), module.params["wait_timeout"],
+                                    module.params["label_selector"])
+    except KubeError as error:
+        module.fail_json(msg=f"The annotations were written, but reading the rollouts failed: "
+                             f"{error}. Every workload's outcome is in 'results'.", **result)
+    for entry in result["results"]:
+        key = (entry["kind"], entry["namespace"], entry["name"])
+        if key in outcome:
+            entry["rollout"] = outcome[key][0]
+    result["retries"] = client.retries
+    stalled = [f"{targets[key].label} ({why})" for key, (state, why) in outcome.items()
+               if state == "stalled"]
+    pending = [targets[key].label for key, (state, _why) in outcome.items() if state == "pending"]
+    if stalled or pending:
+        result["pending_rollouts"] = [targets[key].label for key, (state, _why) in outcome.items()
+                                      if state in ("pending", "stalled")]
+        problems = []
+        if pending:
+            problems.append(f"not rolled out after {module.params['wait_timeout']} s: "
+                            f"{', '.join(pending)}")
+        if stalled:
+            problems.append(f"rollout stalled: {', '.join(stalled)}")
+        module.fail_json(msg=f"Rollouts unfinished ({'; '.join(problems)}). The annotations of "
+                             f"{len(targets)} workload(s) were already written and their rollouts "
+                             f"go on; every workload's outcome is in 'results'.", **result)
+
+
+def main():
+    if KUBERNETES_IMPORT_ERROR is not None or YAML_IMPORT_ERROR is not None:
+        module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+        library = "kubernetes" if KUBERNETES_IMPORT_ERROR is not None else "PyYAML"
+        module.fail_json(msg=missing_required_lib(library),
+                         exception=str(KUBERNETES_IMPORT_ERROR or YAML_IMPORT_ERROR))
+    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    problem = validate(params)
+    if problem:
+        module.fail_json(msg=problem)
+    client = KubeClient.from_module(module)
+    resources, workloads = read(module, client, params)
+    changes = plan_changes(client, resources, workloads, wanted_settings(params))
+    run(changes, module.check_mode, params["parallelism"])
+    result = report(changes, module._diff, retries=client.retries)
+    if any(c.action == "failed" for c in changes):
+        module.fail_json(msg=failure_message(changes), **result)
+    if params["wait"] and not module.check_mode:
+        wait(module, client, resources, changes, result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
