@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.meshtune.mesh.plugins.module_utils.validate import canonical_quantity
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import canonical_quantity
 from tests.kubeapi.quantities import canonical
 
 # (written, as a kube-apiserver stores it)
