@@ -18,11 +18,13 @@ import re
 import threading
 import time
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
 
 try:
     import urllib3
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
+    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
     from kubernetes import client as kube_client
     from kubernetes import config as kube_config
@@ -42,6 +44,25 @@ POINT_ELSEWHERE = ("Point meshtune at a cluster with the inventory variables mes
 def auth_argument_spec():
     """A copy of kubernetes.core's auth options, to merge into a module's argument spec."""
     return copy.deepcopy(AUTH_ARG_SPEC)
+
+
+def validated_module(argument_spec, validate, missing_libraries=(), **module_options):
+    """The module object, once its libraries import and every option is valid.
+
+    Fails the module otherwise: a missing library by name, bad options with the one message
+    `validate(params)` returns. Nothing has touched a cluster at that point.
+    `missing_libraries` holds (name, import error) pairs beyond the kubernetes client.
+    """
+    missing = [(name, error) for name, error in
+               (("kubernetes", KUBERNETES_IMPORT_ERROR), *missing_libraries) if error is not None]
+    if missing:
+        module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
+        module.fail_json(msg=missing_required_lib(missing[0][0]), exception=str(missing[0][1]))
+    module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
+    problem = validate(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    return module
 
 
 def api_server_url(params):

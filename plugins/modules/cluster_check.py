@@ -77,18 +77,16 @@ missing_api_versions:
   sample: []
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
     POINT_ELSEWHERE,
     auth_argument_spec,
     unreachable_message,
+    validated_module,
 )
 
 if KUBERNETES_IMPORT_ERROR is None:
     from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import CONNECTION_ERRORS
 
@@ -106,10 +104,7 @@ def served_api_versions(dynamic_client):
 def main():
     argument_spec = auth_argument_spec()
     argument_spec["required_api_versions"] = {"type": "list", "elements": "str", "default": []}
-    if KUBERNETES_IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = validated_module(argument_spec, lambda params: None)
     try:
         dynamic_client = get_api_client(module=module).client
         server_version = dynamic_client.version["kubernetes"]["gitVersion"]

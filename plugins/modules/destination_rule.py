@@ -369,8 +369,6 @@ diff:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     H2_UPGRADE_POLICIES,
     NETWORKING_GROUP,
@@ -384,11 +382,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
     auth_argument_spec,
+    validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name, check_unique
 
 if KUBERNETES_IMPORT_ERROR is None:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
@@ -494,16 +492,9 @@ def validate(params):
 
 
 def main():
-    if KUBERNETES_IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
-                               required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    module = AnsibleK8SModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
-                              required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    module = validated_module(argument_spec(), validate, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                              required_one_of=REQUIRED_ONE_OF)
     params = module.params
-    problem = validate(params)
-    if problem:
-        module.fail_json(msg=problem)
     rules = rules_of(params)
     if params["state"] == "present":
         for path, rule, _host_option in rules:

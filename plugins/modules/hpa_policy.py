@@ -216,8 +216,6 @@ diff:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.hpa import (
     AUTOSCALING_GROUP,
     DEFAULT_MIN_REPLICAS,
@@ -234,11 +232,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.hpa import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
     auth_argument_spec,
+    validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
 
 if KUBERNETES_IMPORT_ERROR is None:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
@@ -296,14 +294,8 @@ def validate(params):
 
 
 def main():
-    if KUBERNETES_IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = validated_module(argument_spec(), validate)
     params = module.params
-    problem = validate(params)
-    if problem:
-        module.fail_json(msg=problem)
     client = KubeClient.from_module(module)
     version = client.served_version(AUTOSCALING_GROUP, HPA_KIND, HPA_VERSIONS)
     if version is None:

@@ -211,11 +211,10 @@ diff:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
     auth_argument_spec,
+    validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     API_VERSION,
@@ -229,7 +228,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
 )
 
 if KUBERNETES_IMPORT_ERROR is None:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
@@ -313,16 +311,9 @@ def wait(module, client, resources, changes, result):
 
 
 def main():
-    if KUBERNETES_IMPORT_ERROR is not None or YAML_IMPORT_ERROR is not None:
-        module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-        library = "kubernetes" if KUBERNETES_IMPORT_ERROR is not None else "PyYAML"
-        module.fail_json(msg=missing_required_lib(library),
-                         exception=str(KUBERNETES_IMPORT_ERROR or YAML_IMPORT_ERROR))
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = validated_module(argument_spec(), validate,
+                              missing_libraries=[("PyYAML", YAML_IMPORT_ERROR)])
     params = module.params
-    problem = validate(params)
-    if problem:
-        module.fail_json(msg=problem)
     client = KubeClient.from_module(module)
     resources, workloads = read(module, client, params)
     changes = plan_changes(client, resources, workloads, wanted_settings(params))
