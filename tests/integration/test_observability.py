@@ -417,11 +417,10 @@ def mesh_server(prometheus_bin, promtool_bin, tmp_path_factory):
                                       "rule_files": [str(path) for path in rules]}), encoding="utf-8")
     server = PrometheusServer(prometheus_bin, config, data).start()
     try:
-        # Chained rules need their inputs recorded first: wait for the last ones of each group.
-        for record in ("meshtune:proxy_memory_growth_mib_per_minute:max_deriv10m",
-                       "meshtune:proxy_cpu_cores_per_1k_rps:ratio_rate1m",
-                       "meshtune:pilot_xds_connections:sum"):
-            assert server.wait_for(lambda record=record: server.query(record), timeout=20), record
+        # Groups are evaluated independently and chained rules need their inputs recorded first:
+        # wait until every recorded series exists (a loaded machine may take several rounds).
+        for record in [rule["record"] for rule in content.recording_rules()]:
+            assert server.wait_for(lambda record=record: server.query(record), timeout=60), record
         yield server
     finally:
         server.stop()
