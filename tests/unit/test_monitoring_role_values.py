@@ -246,8 +246,8 @@ def test_role_value_path_lists_agree_and_reject_misspellings(role, chart_paths, 
     assert [path for path in misspelt if is_listed(path, known)] == []
 
 
-@pytest.mark.parametrize(("role", "version"), [("prometheus", PROMETHEUS_VERSION),
-                                             ("grafana", GRAFANA_VERSION)])
+@pytest.mark.parametrize(("role", "version"),
+                         [("prometheus", PROMETHEUS_VERSION), ("grafana", GRAFANA_VERSION)])
 def test_value_paths_are_for_the_pinned_chart_version(role, version):
     assert role_defaults(role)[f"{role}_chart_version"] == version
     assert role_value_paths(role)[f"{role}_value_paths_version"] == version
@@ -507,7 +507,6 @@ def test_bad_input_fails_before_anything_is_written(tmp_path):
         assert message in failure.group(1).replace("''", "'"), failure.group(1)
     assert PASSWORD not in result.stdout + result.stderr
     assert not (tmp_path / "rendered").exists()
-
 
 
 @pytest.mark.parametrize("role", ["prometheus", "grafana"])
