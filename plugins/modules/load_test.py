@@ -20,14 +20,30 @@ description:
     the high percentiles instead of silently lowering the rate (no coordinated omission).
   - The local engine runs on the host that runs the module. Delegate the task to C(localhost)
     to load a service reachable from the controller. Requests go to O(url) only.
+  - The V(fortio) engine runs the load inside the cluster, through the mesh, as Istio's own
+    benchmarks do. It creates a ServiceAccount, a fortio server Deployment and Service (only
+    when O(url) is not given) and a Job of O(client_pods) fortio client pods in O(namespace),
+    all named after O(name), waits for the Job, reads each pod's result from its log and merges
+    the histograms exactly (the merged percentiles are those of one histogram of all requests).
+    Then it deletes what it created, also when the run fails, unless O(cleanup=false).
+  - The fortio pods need no Kubernetes API access; their ServiceAccount mounts no token and has
+    no Role or RoleBinding. They run under the C(restricted) Pod Security Standard (not root,
+    no privilege escalation, all capabilities dropped, C(RuntimeDefault) seccomp profile,
+    read-only root file system). The task's own credentials need create, get, list and delete on
+    ServiceAccounts, Deployments, Services and Jobs, get and list on Pods and get on C(pods/log)
+    in O(namespace), and, to check beforehand that the namespace exists, get on it.
   - Every option is checked before the first request is sent; a bad option fails the task
     with one message that names each problem.
   - Ansible modules cannot stream output while they run. For long runs set O(progress_file)
     and follow it (for example C(tail -f)) while the task runs, or run the task with C(async)
     and C(poll). With C(ANSIBLE_DEBUG=1) the same lines also go to the module's debug log (the
     system log of the host that runs the module).
-  - Changes nothing, so it always reports C(changed=false). In check mode it validates the
-    options and sends no request.
+  - The local engine changes nothing, so it reports C(changed=false). The fortio engine
+    reports C(changed=false) when it removed everything it created, and C(changed=true) when
+    objects are left (O(cleanup=false), or a deletion failed; then a warning names them).
+  - In check mode it validates the options and sends no load. The fortio engine also checks
+    that O(namespace) exists and that no object of the run's names exists, and returns the
+    objects it would create in RV(objects).
 author:
   - meshtune maintainers (@meshtune)
 options:
@@ -35,8 +51,12 @@ options:
     description:
       - The URL to load, V(http://) or V(https://). HTTPS verifies certificates unless
         O(validate_certs=false).
+      - Required with O(engine=local).
+      - With O(engine=fortio) the URL as the client pods reach it, usually a Service's cluster
+        name such as V(http://productpage.shop.svc:9080/). When not given, meshtune deploys a
+        fortio server (Deployment and Service C(<name>-server), port 8080) and loads
+        C(http://<name>-server.<namespace>.svc:8080/echo).
     type: str
-    required: true
   method:
     description: HTTP method of every request.
     type: str
@@ -63,8 +83,21 @@ options:
     description:
       - Keep-alive connections, each carrying one request at a time. Give enough for the rate
         times the latency; requests wait for a free connection and that wait counts as latency.
+      - With O(engine=fortio) the connections over all client pods; it must be a multiple of
+        O(client_pods). O(qps) is split evenly over the pods too.
     type: int
     default: 8
+  workers:
+    description:
+      - Worker processes of the local engine, each with its own share of O(connections) and of
+        the requests. Together they send exactly the constant-rate schedule (worker k of n takes
+        requests k, k+n, k+2n, ...), and their histograms and counts merge exactly.
+      - V(0) lets the engine choose one worker per 2000 requests per second of O(qps) (for
+        O(qps=0), no limit), at most one per CPU the module may run on and at most
+        O(connections).
+      - Not used with O(engine=fortio), where O(client_pods) spreads the load.
+    type: int
+    default: 0
   duration:
     description:
       - How long to send the measured load, such as V(30s), V(2m) or V(1m30s). Give exactly one
@@ -76,11 +109,16 @@ options:
   requests:
     description:
       - How many measured requests to send. Give exactly one of O(duration) and O(requests).
+      - With O(engine=fortio) the requests over all client pods; it must be a multiple of
+        O(client_pods).
     type: int
   warmup:
     description:
       - Load sent before the measured part, at the same rate, and left out of every figure,
         such as V(5s). Lets caches, connection pools and autoscalers settle.
+      - With O(engine=fortio) an init container of each client pod sends the warm-up load (the
+        fortio image has no shell to chain two runs), so the measured run starts on new
+        connections after it.
     type: str
     default: 0s
   timeout:
@@ -93,13 +131,20 @@ options:
   engine:
     description:
       - V(local) sends the load from the host that runs the module.
-      - An in-cluster V(fortio) engine (a fortio Job inside the mesh, writing the same result
-        format) is planned and not available yet.
+      - V(fortio) runs fortio client pods as a Job inside the cluster (see the description).
+        The options from O(namespace) to O(pod_annotations) and the Kubernetes auth options
+        belong to this engine; giving one of them with V(local) is an error.
+      - fortio counts latency from each request's actual send, while the local engine counts it
+        from the intended send time; under overload fortio's high percentiles are therefore
+        lower than the local engine's for the same server.
     type: str
-    choices: [local]
+    choices: [local, fortio]
     default: local
   labels:
-    description: Free text stored as the result's C(Labels), as fortio's C(-labels) does.
+    description:
+      - Free text stored as the result's C(Labels), as fortio's C(-labels) does.
+      - With O(engine=fortio) an empty value stores O(name) (fortio itself would store the
+        URL and each pod's host name).
     type: str
     default: ""
   result_file:
@@ -112,27 +157,152 @@ options:
       - Append a progress line to this file every O(progress_interval) while the load runs
         (elapsed time, phase, requests sent, current rate, p99 so far, errors so far), plus a
         first and a last line.
+      - With O(engine=fortio) a line per phase instead, objects created, server ready, how
+        many client pods run and are done, the result or the failure.
     type: path
   progress_interval:
     description: How often to write a progress line, such as V(10s).
     type: str
     default: 10s
   validate_certs:
-    description: Verify the server certificate of V(https://) URLs.
+    description:
+      - Verify the server certificate of V(https://) URLs (fortio's C(-k) when false).
+      - This is about the load's target. Unlike kubernetes.core modules, this option does not
+        control the verification of the Kubernetes API server's certificate; that follows the
+        kubeconfig or the E(K8S_AUTH_VERIFY_SSL) environment variable.
     type: bool
     default: true
+    # Replaces kubernetes.core's option of this name, alias verify_ssl included.
+    aliases: []
+  namespace:
+    description:
+      - With O(engine=fortio), the namespace of the load test's objects. It must exist (the
+        module does not create namespaces); label it for sidecar injection as your mesh needs.
+      - Defaults to V(meshtune-load).
+    type: str
+  name:
+    description:
+      - With O(engine=fortio), the name of the run's objects, at most 50 characters, a DNS-1035
+        label. The ServiceAccount is C(<name>), the server Deployment and Service
+        C(<name>-server), the Job C(<name>-client).
+      - Every object has the labels C(app.kubernetes.io/managed-by=meshtune) and
+        C(meshtune.io/load-test=<name>). If objects of these names exist (left by an earlier
+        run with O(cleanup=false), or someone else's), the task fails before creating anything
+        and says how to delete them. Use different names for load tests that run at once.
+      - Defaults to V(meshtune-load).
+    type: str
+  fortio_image:
+    description:
+      - With O(engine=fortio), the fortio image without tag, for example a mirror in your own
+        registry. Defaults to V(fortio/fortio).
+    type: str
+  fortio_version:
+    description:
+      - With O(engine=fortio), the image tag such as V(1.77.0), or a digest
+        V(sha256:<64 hex digits>) to pin the exact image.
+      - Defaults to V(1.77.0), the newest fortio release when this engine was written. The
+        engine uses fortio's C(load) and C(server) commands and its JSON result, which have
+        been stable for many releases.
+    type: str
+  client_pods:
+    description:
+      - With O(engine=fortio), how many fortio client pods run the load at once, each with
+        O(qps), O(connections) and O(requests) divided by this number. Several pods spread the
+        load over nodes and past one pod's CPU. Defaults to V(1).
+    type: int
+  sidecar:
+    description:
+      - With O(engine=fortio), V(true) labels the client and server pods
+        C(sidecar.istio.io/inject=true) and asks for Istio's native sidecar
+        (C(sidecar.istio.io/nativeSidecar=true)), so the proxy is up before the warm-up and
+        stops when fortio is done. Native sidecars need Kubernetes 1.29 or newer.
+      - V(false) runs the same load without any proxy, the baseline, labelling the client and
+        server pods C(sidecar.istio.io/inject=false) and C(istio.io/dataplane-mode=none)
+        (ambient mode). The mesh's added latency is the difference of the two runs.
+      - Defaults to V(true).
+    type: bool
+  revision:
+    description:
+      - With O(engine=fortio) and a sidecar, the Istio revision (or revision tag) whose proxy
+        the pods get. The pods are labelled C(istio.io/rev=<revision>) instead of
+        C(sidecar.istio.io/inject=true).
+    type: str
+  cleanup:
+    description:
+      - With O(engine=fortio), delete every object the run created when it ends, also when it
+        fails. The Job is deleted with C(propagationPolicy=Background), so its pods go too.
+      - V(false) keeps them for debugging (read the pods' logs, describe the Job) and returns
+        their names in RV(objects); delete them before the next run with the same O(name).
+      - Defaults to V(true).
+    type: bool
+  start_timeout:
+    description:
+      - With O(engine=fortio), how long the pods may take to be scheduled and to pull the image,
+        such as V(5m). The server must be available, and every client pod running, within this
+        time; otherwise the task fails with the pods' waiting reasons.
+      - Defaults to V(5m).
+    type: str
+  job_timeout:
+    description:
+      - With O(engine=fortio), how long to wait for the Job, also its C(activeDeadlineSeconds).
+      - Defaults to O(start_timeout) + O(warmup) + the measured time + 2 x O(timeout), where the
+        measured time is O(duration) or O(requests) / O(qps). Required with O(requests) and
+        O(qps=0), whose run time cannot be known beforehand.
+    type: str
+  fortio_args:
+    description:
+      - With O(engine=fortio), extra arguments for C(fortio load), such as V(-uniform),
+        V(-nocatchup), V(-h2) or V(-stdclient). They come after meshtune's own and before the
+        URL.
+      - Flags that meshtune sets from other options (C(-qps), C(-c), C(-t), C(-n), C(-timeout),
+        C(-json), C(-p), C(-labels), C(-H), C(-X), C(-payload), C(-k)) and flags that would
+        stop the histograms from merging exactly (C(-r), C(-offset)) are refused.
+    type: list
+    elements: str
+  client_resources:
+    description:
+      - With O(engine=fortio), the fortio client containers' resources, as in a pod spec, a
+        dict with the keys C(requests) and C(limits), each a dict of C(cpu), C(memory) and
+        C(ephemeral-storage) quantities (see the examples).
+      - Defaults to requests C(cpu=1), C(memory=256Mi) and limit C(memory=1Gi). There is no CPU
+        limit by default, because a throttled load generator adds latency that is not the
+        mesh's; set one where a LimitRange or ResourceQuota requires it.
+      - The sidecar's resources are the mesh's defaults; set them with O(pod_annotations).
+    type: dict
+  server_resources:
+    description:
+      - With O(engine=fortio), the fortio server container's resources, in the form of
+        O(client_resources).
+      - Defaults to requests C(cpu=500m), C(memory=128Mi) and limit C(memory=512Mi).
+    type: dict
+  pod_annotations:
+    description:
+      - With O(engine=fortio), annotations for the client and server pods, for example
+        C(sidecar.istio.io/proxyCPU) or C(proxy.istio.io/config) to size or tune their
+        sidecars. They may override C(sidecar.istio.io/nativeSidecar).
+    type: dict
 notes:
   - Latency figures are in seconds in RV(result), as in fortio's files, and in milliseconds in
     RV(summary).
   - C(result.ActualQPS) is the number of measured requests sent divided by the time they were
     sent over (C(result.ActualDuration)), from the first intended send to the last actual one.
     It falls below the requested rate when the engine or the connections could not keep up.
-  - One Python process reaches a few thousand requests per second on one core; for more, run
-    several tasks on several hosts and merge their result files.
+  - One worker process of the local engine sends up to a few ten thousand requests per second
+    on one core; O(workers) adds processes, up to the host's CPUs. For more, run several tasks
+    on several hosts and merge their result files.
+  - With O(engine=fortio) and classic (not native) sidecars, the client pods keep running after
+    fortio exits, and the Job never completes; the module still treats a pod whose fortio
+    container exited 0 as done. The warm-up init container, however, runs before a classic
+    sidecar starts, so use native sidecars (or O(warmup=0s)) there.
+  - Pods under the C(restricted) Pod Security Standard need Istio's CNI plugin (or ambient
+    mode), because the classic C(istio-init) container needs the C(NET_ADMIN) capability.
 seealso:
   - name: fortio
     description: The load tool whose JSON result format this module writes.
     link: https://github.com/fortio/fortio
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+  - meshtune.mesh.auth
 """
 
 EXAMPLES = r"""
@@ -164,6 +334,60 @@ EXAMPLES = r"""
     connections: 16
     requests: 1000
   delegate_to: localhost
+
+- name: Measure the mesh, 1000 requests/s from 4 fortio pods through their sidecars
+  meshtune.mesh.load_test:
+    engine: fortio
+    namespace: load
+    client_pods: 4
+    qps: 1000
+    connections: 32
+    duration: 2m
+    warmup: 15s
+    labels: mesh
+    result_file: /tmp/mesh.json
+    progress_file: /tmp/mesh.progress
+  register: mesh_load
+
+- name: The same load without sidecars, the baseline
+  meshtune.mesh.load_test:
+    engine: fortio
+    namespace: load
+    name: baseline
+    sidecar: false
+    client_pods: 4
+    qps: 1000
+    connections: 32
+    duration: 2m
+    warmup: 15s
+    labels: baseline
+    result_file: /tmp/baseline.json
+  register: baseline_load
+
+- name: Added p90 latency of the mesh
+  ansible.builtin.debug:
+    msg: "{{ (mesh_load.summary.p90_ms - baseline_load.summary.p90_ms) | round(3) }} ms"
+
+- name: Load an existing service from inside the mesh, via revision canary, keeping the objects
+  meshtune.mesh.load_test:
+    engine: fortio
+    url: http://productpage.shop.svc:9080/productpage
+    namespace: shop
+    name: productpage-load
+    revision: canary
+    qps: 200
+    connections: 8
+    duration: 60s
+    fortio_args: [-uniform]
+    client_resources:
+      requests: {cpu: "2", memory: 256Mi}
+      limits: {memory: 1Gi}
+    pod_annotations:
+      sidecar.istio.io/proxyCPU: "1"
+      proxy.istio.io/config: "concurrency: 2"
+    cleanup: false
+    kubeconfig: ~/.kube/config
+    context: staging
 """
 
 RETURN = r"""
@@ -199,6 +423,8 @@ errors:
       C(connection_reset) (reset, or closed before the response ended), C(protocol) (not an
       HTTP/1.x response), C(tls) (TLS handshake or certificate check failed), C(not_sent)
       (more than O(timeout) late, never sent) and C(other).
+    - fortio does not tell these kinds apart; with O(engine=fortio) every call that got no
+      HTTP response (C(RetCodes) C(-1)) counts as C(other).
   returned: success, not in check mode
   type: dict
   sample: {timeout: 3, connection_refused: 0, connection_reset: 0, protocol: 0, tls: 0,
@@ -208,12 +434,52 @@ result_file:
   returned: when O(result_file) is set, not in check mode
   type: str
   sample: /tmp/shop-baseline.json
+url:
+  description: The URL the fortio pods loaded (the deployed server's when O(url) was not given).
+  returned: with O(engine=fortio)
+  type: str
+  sample: http://meshtune-load-server.meshtune-load.svc:8080/echo
+pods:
+  description:
+    - One entry per fortio client pod, by completion index, with its C(name), C(index), the
+      C(node) it ran on and the C(summary) of its own result (as RV(summary)).
+    - Shows whether one pod (or node) was slower than the others.
+  returned: success with O(engine=fortio), not in check mode
+  type: list
+  elements: dict
+  sample:
+    - name: meshtune-load-client-0-x7k2p
+      index: 0
+      node: worker-1
+      summary: {p50_ms: 1.1, p90_ms: 1.9, p99_ms: 4.2, p999_ms: 8.8, max_ms: 11.0,
+                requested_qps: 500.0, achieved_qps: 499.8, requests: 30000, errors: 0,
+                success_rate: 1.0}
+objects:
+  description:
+    - The Kubernetes objects of the run, in creation order, each with C(kind), C(api_version),
+      C(namespace), C(name) and C(state), which is V(deleted), V(kept) (O(cleanup=false)),
+      V(created) (its deletion failed), V(planned) (not reached because the run failed first)
+      or, in check mode, V(would create).
+  returned: with O(engine=fortio), when the options were valid
+  type: list
+  elements: dict
+  sample:
+    - {kind: ServiceAccount, api_version: v1, namespace: meshtune-load, name: meshtune-load,
+       state: deleted}
+    - {kind: Deployment, api_version: apps/v1, namespace: meshtune-load,
+       name: meshtune-load-server, state: deleted}
+    - {kind: Service, api_version: v1, namespace: meshtune-load, name: meshtune-load-server,
+       state: deleted}
+    - {kind: Job, api_version: batch/v1, namespace: meshtune-load, name: meshtune-load-client,
+       state: deleted}
 """
 
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     ERROR_KINDS,
     LoadError,
@@ -231,24 +497,46 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options impo
 
 
 def argument_spec():
-    return {
-        "url": {"type": "str", "required": True},
+    spec = {
+        "url": {"type": "str"},
         "method": {"type": "str", "default": "GET"},
         "headers": {"type": "dict", "default": {}},
         "body": {"type": "str"},
         "qps": {"type": "float", "default": 100},
         "connections": {"type": "int", "default": 8},
+        "workers": {"type": "int", "default": 0},
         "duration": {"type": "str"},
         "requests": {"type": "int"},
         "warmup": {"type": "str", "default": "0s"},
         "timeout": {"type": "str", "default": "3s"},
         "engine": {"type": "str", "choices": list(ENGINES), "default": "local"},
+        # engine fortio only: None stands for the default, so that engine local can refuse them
+        "namespace": {"type": "str"},
+        "name": {"type": "str"},
+        "fortio_image": {"type": "str"},
+        "fortio_version": {"type": "str"},
+        "client_pods": {"type": "int"},
+        "sidecar": {"type": "bool"},
+        "revision": {"type": "str"},
+        "cleanup": {"type": "bool"},
+        "start_timeout": {"type": "str"},
+        "job_timeout": {"type": "str"},
+        "fortio_args": {"type": "list", "elements": "str"},
+        "client_resources": {"type": "dict"},
+        "server_resources": {"type": "dict"},
+        "pod_annotations": {"type": "dict"},
         "labels": {"type": "str", "default": ""},
         "result_file": {"type": "path"},
         "progress_file": {"type": "path"},
         "progress_interval": {"type": "str", "default": "10s"},
         "validate_certs": {"type": "bool", "default": True},
     }
+    # kubernetes.core's auth options for engine fortio, except its validate_certs: here that
+    # name is about the load's target (see fortio_job.auth_option_names).
+    auth = auth_argument_spec()
+    for name in fortio_job.auth_option_names():
+        spec[name] = auth[name]
+    return spec
 
 
 class ProgressLog:
@@ -278,6 +566,30 @@ class ProgressLog:
                    "errors={errors}".format(**figures))
 
 
+def run_fortio(module, params, spec, log):
+    """The in-cluster engine: fortio_job does the work, this reports it as the module."""
+    settings = spec.fortio
+    if not module.check_mode:
+        measured = f"{params['requests']} requests" if spec.requests is not None else params["duration"]
+        log.write(f"start: fortio {settings.version}, {settings.client_pods} client pods, "
+                  f"{'max' if spec.qps == 0 else f'{spec.qps:g}'} qps, {spec.connections} "
+                  f"connections, {measured} after {params['warmup']} warm-up, "
+                  f"{'with' if settings.sidecar else 'without'} sidecars")
+    output, failure = fortio_job.execute(module, spec, log.write)
+    if failure:
+        module.fail_json(msg=failure, **output)
+    if params["result_file"] and "result" in output:
+        try:
+            write_result_file(params["result_file"], output["result"])
+        except OSError as err:
+            module.fail_json(msg=f"result_file: cannot write {params['result_file']}: {err}",
+                             **output)
+        output["result_file"] = params["result_file"]
+    if log.failed is not None:
+        module.warn(f"progress_file: could not append progress lines: {log.failed}")
+    module.exit_json(**output)
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -285,6 +597,9 @@ def main():
     spec, problem = spec_from_params(params, progress=log.report)
     if problem:
         module.fail_json(msg=problem)
+    log.url = spec.url
+    if spec.fortio is not None:
+        run_fortio(module, params, spec, log)
     if module.check_mode:
         module.exit_json(changed=False, msg="check mode: options are valid, no request was sent")
     measured = f"{params['requests']} requests" if spec.requests is not None else params["duration"]
@@ -294,7 +609,7 @@ def main():
         run = run_load(spec)
     except LoadError as err:
         log.write(f"failed: {err}")
-        module.fail_json(msg=f"Load test could not start: {err}")
+        module.fail_json(msg=f"Load test failed: {err}")
     result = result_from_run(run, labels=params["labels"])
     summary = summarize(result)
     log.write("done: p50={p50_ms}ms p90={p90_ms}ms p99={p99_ms}ms p999={p999_ms}ms "

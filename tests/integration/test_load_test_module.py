@@ -40,7 +40,7 @@ def test_bad_options_fail_in_one_message_before_any_request(tmp_path):
     ({"qps": 10, "duration": "50ms"}, "duration:"),
     ({"headers": {"X-Multi": "a\nb"}}, "headers.X-Multi:"),
     ({"headers": {"X-List": [1, 2]}}, "headers.X-List:"),
-    ({"engine": "fortio"}, "engine"),
+    ({"engine": "k6"}, "engine"),
 ])
 def test_each_bad_option_is_named(options, path):
     args = {"url": "http://127.0.0.1:9/", "duration": "1s", **options}

@@ -168,3 +168,19 @@ def test_fortio_layout_histograms_rebuild_and_merge_exactly(samples, parts, reso
     merged_data = merged.export()
     for key in ("Count", "Min", "Max", "Data", "Percentiles"):
         assert merged_data[key] == whole[key], key
+
+
+@settings(max_examples=50, deadline=None)
+@given(LOG_SAMPLES, st.integers(1, 7), st.sampled_from([LOG_LINEAR, FortioBuckets(0.001)]))
+def test_recording_in_batches_equals_recording_one_by_one(samples, batches, layout):
+    one_by_one = histogram_of(samples, layout)
+    batched = Histogram(layout)
+    size = -(-len(samples) // batches)
+    for start in range(0, len(samples), size):
+        batched.record_many(samples[start:start + size])
+    batched.record_many([])
+    assert batched.counts == one_by_one.counts
+    assert (batched.count, batched.minimum, batched.maximum) == \
+        (one_by_one.count, one_by_one.minimum, one_by_one.maximum)
+    assert math.isclose(batched.total, one_by_one.total, rel_tol=1e-9)
+    assert math.isclose(batched.stddev, one_by_one.stddev, rel_tol=1e-6, abs_tol=1e-12)

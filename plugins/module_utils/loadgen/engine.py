@@ -1,6 +1,6 @@
 # Copyright: meshtune contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""The local load engine: open-loop, constant-rate HTTP/1.1 requests from one asyncio loop.
+"""The local load engine: open-loop, constant-rate HTTP/1.1 requests from asyncio event loops.
 
 Open loop, because a closed loop hides stalls. A client that waits for each answer before it
 sends the next request sends nothing while the server stalls, so the stall shows up as one slow
@@ -9,12 +9,27 @@ request and a lower rate instead of as the hundreds of requests that were due du
 its latency is counted from that intended send time: a request that waited for a free connection
 because the server stalled is charged the wait.
 
-One event loop and a small HTTP/1.1 client protocol, because that is what reaches the rates
+An event loop and a small HTTP/1.1 client protocol, because that is what reaches the rates
 accurately in Python: threads with http.client spend their time on the GIL and on header
-parsing, and their sleeps wake up late. The loop uses select(), whose timeout has microsecond
-resolution, where epoll rounds every timeout up to a whole millisecond; every late wake-up would
-be charged to latency. select() handles descriptors below 1024, so runs with more than
-SELECT_LIMIT connections use the platform's default selector.
+parsing, and their sleeps wake up late. Each request is driven by callbacks (the protocol that
+reads the last byte of a response records it and sends the connection's next request), with no
+task or future per request, and latencies are recorded into the histograms in batches. Open-loop
+runs use select(), whose timeout has microsecond resolution, where epoll rounds every timeout up
+to a whole millisecond; every late wake-up would be charged to latency. select() handles
+descriptors below 1024, so a process with more than SELECT_LIMIT connections, and closed-loop
+runs, which have no send times to keep, use the platform's default selector.
+
+Worker processes: one interpreter tops out at a few ten thousand requests per second on one
+core, so a run can be split over `workers` processes, each with its own event loop and its share
+of the connections. Worker k of W takes the requests whose index is k modulo W, so together they
+send exactly the constant-rate schedule; all start at one instant on the system-wide monotonic
+clock. Their figures merge exactly (histograms add bucket by bucket, counts add) and the
+achieved rate is computed over the common window, as for one process. The workers are forked
+(the code that runs them may not be importable from a file, as inside an Ansible module), report
+to the parent over a socket pair, always end with os._exit, and stop when the parent goes away;
+a worker that fails or dies fails the run with a LoadError that names it. With `workers` 0 the
+engine picks: one per AUTO_QPS_PER_WORKER requests per second asked for (one per CPU for qps 0),
+at most one per CPU the process may run on and one per connection.
 
 Each of `connections` keep-alive connections carries one request at a time (no pipelining); they
 take the due requests in order. Every request due within the run is sent, late if all connections
@@ -32,10 +47,15 @@ import asyncio
 import contextlib
 import datetime
 import math
+import os
+import pickle
 import selectors
+import signal
 import socket
 import ssl
+import struct
 import time
+import traceback
 from urllib.parse import urlsplit
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import Histogram
@@ -52,6 +72,15 @@ USER_AGENT = "meshtune.mesh load_test"
 START_LEAD = 0.01
 # Requests time out at most 1/TIMEOUT_TICKS of the timeout (and at most 50 ms) late.
 TIMEOUT_TICKS = 20
+# workers 0: one worker process per this many requests per second asked for. One process holds
+# a few thousand per second precisely beside its other work; below this, a second process only
+# adds start-up time.
+AUTO_QPS_PER_WORKER = 2000
+# Latencies wait in a list until this many, then go into the histograms in one pass.
+RECORD_BATCH = 512
+# Parsed response heads kept per run: servers send the same head again and again, except for
+# the Date header, which changes once a second.
+HEAD_CACHE_SIZE = 64
 
 
 def is_ok_code(code):
@@ -60,7 +89,8 @@ def is_ok_code(code):
 
 
 class LoadError(Exception):
-    """The run could not start (for example, the host name does not resolve)."""
+    """The run could not start (for example, the host name does not resolve), or one of its
+    worker processes failed."""
 
 
 class Target:
@@ -119,15 +149,16 @@ class LoadSpec:
 
     Exactly one of `duration` and `requests` is set. `warmup` seconds of load at the same rate
     come first and are left out of every figure. `timeout` limits each request from its actual
-    send (connecting included), and how late a request may be sent. `progress`, when set, is
-    called every `progress_interval`
-    seconds with a dict: elapsed, phase (warmup or measure), sent, rate (requests sent per second
-    over the last interval), p99_ms (so far) and errors.
+    send (connecting included), and how late a request may be sent. `workers` worker
+    processes share the load (0: the engine picks, see resolve_workers). `progress`, when set,
+    is called every `progress_interval` seconds with a dict: elapsed, phase (warmup or measure),
+    sent, rate (requests sent per second over the last interval), p99_ms (so far) and errors,
+    over all workers.
     """
 
     def __init__(self, url, method="GET", headers=None, body=b"", qps=0.0, connections=1,
                  duration=None, requests=None, warmup=0.0, timeout=5.0, validate_certs=True,
-                 progress_interval=0.0, progress=None):
+                 progress_interval=0.0, progress=None, workers=0):
         if (duration is None) == (requests is None):
             raise ValueError("set exactly one of duration and requests")
         self.url = url
@@ -143,6 +174,7 @@ class LoadSpec:
         self.validate_certs = validate_certs
         self.progress_interval = float(progress_interval)
         self.progress = progress
+        self.workers = int(workers)
 
 
 class RunResult:
@@ -154,7 +186,8 @@ class RunResult:
     sent: measured requests sent; not_sent: measured requests dropped for being more than the
     timeout late (in histogram and errors_histogram, code SOCKET_ERROR, kind not_sent).
     window: seconds the measured requests were sent over, from the first intended send to the
-    last actual one plus one interval; achieved_qps = sent / window.
+    last actual one plus one interval; achieved_qps = sent / window. workers: the worker
+    processes that sent the load (1: the calling process itself).
     """
 
     def __init__(self, spec):
@@ -173,6 +206,7 @@ class RunResult:
         self.achieved_qps = 0.0
         self.sockets = 0
         self.elapsed = 0.0
+        self.workers = 1
 
     @property
     def ok(self):
@@ -196,20 +230,19 @@ class _Expired(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection carrying one request at a time."""
+    """One keep-alive HTTP/1.1 connection carrying one request at a time. It tells its slot the
+    outcome of each request (`_Slot.finished`) from the callback that read the response's last
+    byte or saw the connection fail: no future and no task wake-up per request."""
 
-    def __init__(self, loop, head):
-        self.loop = loop
+    def __init__(self, slot, head, head_cache):
+        self.slot = slot
         self.head = head
+        self.head_cache = head_cache
         self.transport = None
-        self.waiter = None
-        self.deadline = None
+        self.busy = False
+        self.deadline = 0.0
         self.reusable = True
         self.buffer = bytearray()
-        self._reset()
-
-    def _reset(self):
-        self.buffer.clear()
         self.code = None
         self.mode = None
         self.remaining = 0
@@ -222,33 +255,39 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def send(self, request, deadline):
-        self._reset()
-        self.waiter = self.loop.create_future()
+        if self.buffer:
+            self.buffer.clear()
+        self.mode = None
+        self.received = 0
         self.deadline = deadline
+        self.busy = True
         self.transport.write(request)
-        return self.waiter
 
     def overdue(self, now):
-        return self.waiter is not None and not self.waiter.done() and now >= self.deadline
+        return self.busy and now >= self.deadline
 
     def expire(self):
         self._fail(_Expired())
 
     def close(self):
         self.reusable = False
+        self.busy = False
         if self.transport is not None:
             self.transport.abort()
+
+    def _settle(self, code, error):
+        self.busy = False
+        self.slot.finished(code, error)
 
     def _fail(self, error):
         self.reusable = False
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(error)
         if self.transport is not None:
             self.transport.abort()
+        if self.busy:
+            self._settle(SOCKET_ERROR, error)
 
     def data_received(self, data):
-        waiter = self.waiter
-        if waiter is None or waiter.done():
+        if not self.busy:
             self._fail(_ProtocolError("bytes arrived with no request outstanding"))
             return
         self.received += len(data)
@@ -261,22 +300,21 @@ class _Connection(asyncio.Protocol):
             if not self.keep_alive:
                 self.reusable = False
                 self.transport.close()
-            waiter.set_result(self.code)
+            self._settle(self.code, None)
 
     def eof_received(self):
-        return False  # let the transport close; connection_lost settles the waiter
+        return False  # let the transport close; connection_lost settles the request
 
     def connection_lost(self, exc):
         self.reusable = False
-        waiter = self.waiter
-        if waiter is None or waiter.done():
+        if not self.busy:
             return
         if exc is None and self.mode == "close":
-            waiter.set_result(self.code)
+            self._settle(self.code, None)
         elif exc is None:
-            waiter.set_exception(_ClosedEarly(self.received))
+            self._settle(SOCKET_ERROR, _ClosedEarly(self.received))
         else:
-            waiter.set_exception(exc)
+            self._settle(SOCKET_ERROR, exc)
 
     def _feed(self, data):
         """True when the response is complete."""
@@ -285,7 +323,23 @@ class _Connection(asyncio.Protocol):
             if self.remaining < 0:
                 raise _ProtocolError("more bytes than Content-Length")
             return self.remaining == 0
+        if self.mode is None and not self.buffer:
+            # The usual case: the whole head in the first bytes; read it without copying.
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                self._parse_head(data[:end])
+                if self.mode == "length":
+                    self.remaining -= len(data) - end - 4
+                    if self.remaining < 0:
+                        raise _ProtocolError("more bytes than Content-Length")
+                    return self.remaining == 0
+                if self.mode == "interim":
+                    self.mode = None
+                data = data[end + 4:]
         self.buffer += data
+        return self._feed_buffer()
+
+    def _feed_buffer(self):
         while self.mode is None:
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
@@ -312,43 +366,18 @@ class _Connection(asyncio.Protocol):
         return False  # "close": the body ends with the connection
 
     def _parse_head(self, head):
-        """Status code and how the body ends. Looks up only the three headers that matter, in
-        the lower-cased head, instead of splitting every line: this runs once per request."""
-        line_end = head.find(b"\r\n")
-        status = (head if line_end < 0 else head[:line_end]).split(None, 2)
-        if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or len(status[1]) != 3 or \
-                not status[1].isdigit():
-            raise _ProtocolError("not an HTTP/1.x status line")
-        code = int(status[1])
-        fields = head[line_end:].lower() if line_end >= 0 else b""
-        length = _field(fields, b"\r\ncontent-length:")
-        if length is not None:
-            try:
-                length = int(length)
-            except ValueError as err:
-                raise _ProtocolError("bad Content-Length") from err
-            if length < 0:
-                raise _ProtocolError("bad Content-Length")
-        chunked = b"chunked" in (_field(fields, b"\r\ntransfer-encoding:") or b"")
-        connection = _field(fields, b"\r\nconnection:") or b""
-        self.code = code
-        if 100 <= code < 200 and code != 101:
-            self.mode = "interim"
-            return
-        if status[0] == b"HTTP/1.0":
-            self.keep_alive = b"keep-alive" in connection
-        else:
-            self.keep_alive = b"close" not in connection
-        if self.head or code in (204, 304) or code < 200:
-            self.mode = "none"
-        elif chunked:
-            self.mode = "chunked"
-        elif length is not None:
-            self.mode = "length"
-            self.remaining = length
-        else:
-            self.mode = "close"
-            self.keep_alive = False
+        """Status code and how the body ends, from the head cache when the server sent the same
+        head before (it usually has: only its Date changes, once a second)."""
+        parsed = self.head_cache.get(head)
+        if parsed is None:
+            parsed = _read_head(head, self.head)
+            if len(self.head_cache) >= HEAD_CACHE_SIZE:
+                self.head_cache.clear()
+            self.head_cache[head] = parsed
+        self.code, self.mode, self.remaining, self.keep_alive = parsed
+        if self.mode == "chunked":
+            self.chunk_pos = 0
+            self.in_trailer = False
 
     def _parse_chunks(self):
         buffer = self.buffer
@@ -387,6 +416,39 @@ class _Connection(asyncio.Protocol):
             position = 0
 
 
+def _read_head(head, head_request):
+    """(code, how the body ends, Content-Length, keep-alive) of a response head. Looks up only
+    the three headers that matter, in the lower-cased head, instead of splitting every line."""
+    line_end = head.find(b"\r\n")
+    status = (head if line_end < 0 else head[:line_end]).split(None, 2)
+    if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or len(status[1]) != 3 or \
+            not status[1].isdigit():
+        raise _ProtocolError("not an HTTP/1.x status line")
+    code = int(status[1])
+    fields = head[line_end:].lower() if line_end >= 0 else b""
+    length = _field(fields, b"\r\ncontent-length:")
+    if length is not None:
+        try:
+            length = int(length)
+        except ValueError as err:
+            raise _ProtocolError("bad Content-Length") from err
+        if length < 0:
+            raise _ProtocolError("bad Content-Length")
+    chunked = b"chunked" in (_field(fields, b"\r\ntransfer-encoding:") or b"")
+    connection = _field(fields, b"\r\nconnection:") or b""
+    if 100 <= code < 200 and code != 101:
+        return code, "interim", 0, True
+    keep_alive = b"keep-alive" in connection if status[0] == b"HTTP/1.0" else \
+        b"close" not in connection
+    if head_request or code in (204, 304) or code < 200:
+        return code, "none", 0, keep_alive
+    if chunked:
+        return code, "chunked", 0, keep_alive
+    if length is not None:
+        return code, "length", length, keep_alive
+    return code, "close", 0, False
+
+
 def _field(fields, name):
     """The value of the first header `name` (b"\\r\\nname:", lower case) in `fields`, or None."""
     start = fields.find(name)
@@ -411,275 +473,692 @@ def _error_kind(error):
     return "other"
 
 
-class _Run:
-    """The state of one run inside its event loop."""
+class _Plan:
+    """The schedule of the whole run, the same in every worker: which requests are due when."""
 
-    def __init__(self, spec, target, loop):
+    def __init__(self, spec):
         self.spec = spec
-        self.target = target
-        self.loop = loop
-        self.request = build_request(target, spec.method, spec.headers, spec.body)
-        self.head = spec.method == "HEAD"
-        self.retry_stale = spec.method in IDEMPOTENT_METHODS
-        self.result = RunResult(spec)
-        self.connections = [None] * spec.connections
-        self.address = None
-        self.ssl_context = None
         self.open_loop = spec.qps > 0
         self.interval = 1.0 / spec.qps if self.open_loop else 0.0
-        self.next_index = 0
         self.warmup_requests = 0
         self.last_index = None
-        self.measured_taken = 0
-        self.issued = 0
-        self.first_send = None
-        self.last_send = None
-        self.last_done = None
-        self.t0 = None
-        self.measured_start = None
-        self.deadline = None
+        self.planned = spec.requests
         if self.open_loop:
             # Requests due before `warmup` seconds are the warm-up; the measured ones follow.
             self.warmup_requests = math.ceil(spec.warmup * spec.qps - 1e-9)
-            planned = spec.requests if spec.requests is not None else \
+            self.planned = spec.requests if spec.requests is not None else \
                 int(spec.duration * spec.qps + 1e-9)
-            self.result.planned = planned
-            self.last_index = self.warmup_requests + planned
-        else:
-            self.result.planned = spec.requests
+            self.last_index = self.warmup_requests + self.planned
 
-    async def run(self):
-        spec = self.spec
-        await self._resolve()
-        await asyncio.gather(*(self._preconnect(slot) for slot in range(spec.connections)))
-        self.t0 = self.loop.time() + START_LEAD
+    def measured_start(self, t0):
         if self.open_loop:
-            self.measured_start = self.t0 + self.warmup_requests * self.interval
-        else:
-            self.measured_start = self.t0 + spec.warmup
-            if spec.duration is not None:
-                self.deadline = self.measured_start + spec.duration
-        wall = time.time() + (self.measured_start - self.loop.time())
-        self.result.start_time = datetime.datetime.fromtimestamp(wall).astimezone()
-        worker = self._open_worker if self.open_loop else self._closed_worker
-        helpers = [self.loop.create_task(self._watchdog())]
-        if spec.progress is not None and spec.progress_interval > 0:
-            helpers.append(self.loop.create_task(self._progress()))
+            return t0 + self.warmup_requests * self.interval
+        return t0 + self.spec.warmup
+
+    def deadline(self, t0):
+        """When a closed loop with a duration stops taking requests; None otherwise."""
+        if self.open_loop or self.spec.duration is None:
+            return None
+        return self.measured_start(t0) + self.spec.duration
+
+
+class _Share:
+    """One worker's part: request indexes `index`, `index` + `workers`, ... of the open-loop
+    schedule, `connections` of the connections and, closed loop, `requests` of the requests."""
+
+    def __init__(self, index, workers, connections, requests):
+        self.index = index
+        self.workers = workers
+        self.connections = connections
+        self.requests = requests
+
+
+def _shares(spec, plan, workers):
+    shares = []
+    for index in range(workers):
+        connections = spec.connections // workers + (index < spec.connections % workers)
+        requests = None
+        if not plan.open_loop and spec.requests is not None:
+            requests = spec.requests // workers + (index < spec.requests % workers)
+        shares.append(_Share(index, workers, connections, requests))
+    return shares
+
+
+class _Slot:
+    """One connection's place in the run: takes the due requests in order, one at a time."""
+
+    def __init__(self, run):
+        self.run = run
+        self.connection = None
+        self.intended = 0.0
+        self.sent = 0.0
+        self.measured = False
+        self.retried = False
+        self.fresh = False
+        self.next = self.next_open if run.open_loop else self.next_closed
+
+    def next_open(self):
+        run = self.run
+        loop = run.loop
+        while True:
+            index = run.next_index
+            if index >= run.last_index:
+                run.slot_done()
+                return
+            run.next_index = index + run.step
+            intended = run.t0 + index * run.interval
+            measured = index >= run.warmup_requests
+            now = loop.time()
+            if intended > now:
+                loop.call_at(intended, self.start, intended, measured)
+                return
+            if now - intended > run.timeout:
+                run.not_sent(intended, measured, now)
+                continue
+            self.start(intended, measured, now)
+            return
+
+    def next_closed(self):
+        run = self.run
+        now = run.loop.time()
+        measured = now >= run.measured_start
+        if measured:
+            if run.deadline is not None and now >= run.deadline:
+                run.slot_done()
+                return
+            if run.quota is not None:
+                if run.taken >= run.quota:
+                    run.slot_done()
+                    return
+                run.taken += 1
+        self.start(now, measured, now)
+
+    def start(self, intended, measured, now=None):
+        run = self.run
+        self.intended = intended
+        self.measured = measured
+        self.sent = run.loop.time() if now is None else now
+        self.retried = False
+        run.issued += 1
+        self.send()
+
+    def send(self):
+        connection = self.connection
+        if connection is None or not connection.reusable:
+            self.run.spawn(self.reconnect())
+            return
+        self.fresh = False
+        connection.send(self.run.request, self.sent + self.run.timeout)
+
+    async def reconnect(self):
+        run = self.run
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
         try:
-            await asyncio.gather(*(worker(slot) for slot in range(spec.connections)))
+            connection = await run.connect(self, self.sent + run.timeout)
+        except (OSError, asyncio.TimeoutError) as err:
+            self.finished(SOCKET_ERROR, err)
+            return
+        self.connection = connection
+        self.fresh = True
+        connection.send(run.request, self.sent + run.timeout)
+
+    def finished(self, code, error):
+        """The outcome of the current request: record it and go on with the next one."""
+        kind = None
+        if error is not None:
+            if isinstance(error, (_ClosedEarly, ConnectionResetError, BrokenPipeError)) and \
+                    not self.fresh and not self.retried and self.run.retry_stale and \
+                    getattr(error, "received", 0) == 0:
+                # A kept-alive connection the server closed while idle: send once more on a new
+                # one, as HTTP clients do for idempotent requests.
+                self.retried = True
+                self.send()
+                return
+            kind = _error_kind(error)
+        self.run.record(self, code, kind)
+        self.next()
+
+
+class _Run:
+    """One worker's part of a run, inside its event loop."""
+
+    def __init__(self, spec, target, address, loop, plan, share):
+        self.spec = spec
+        self.target = target
+        self.address = address
+        self.loop = loop
+        self.plan = plan
+        self.request = build_request(target, spec.method, spec.headers, spec.body)
+        self.head = spec.method == "HEAD"
+        self.retry_stale = spec.method in IDEMPOTENT_METHODS
+        self.head_cache = {}
+        self.timeout = spec.timeout
+        self.ssl_context = _ssl_context(target, spec.validate_certs)
+        self.open_loop = plan.open_loop
+        self.interval = plan.interval
+        self.warmup_requests = plan.warmup_requests
+        self.last_index = plan.last_index
+        self.worker = share.index
+        self.next_index = share.index
+        self.step = share.workers
+        self.quota = share.requests
+        self.taken = 0
+        self.slots = [_Slot(self) for _slot in range(share.connections)]
+        self.tasks = set()
+        self.latencies = []
+        self.service_times = []
+        self.histogram = Histogram()
+        self.errors_histogram = Histogram()
+        self.service_histogram = Histogram()
+        self.codes = {}
+        self.error_kinds = {}
+        self.sent = 0
+        self.not_sent_count = 0
+        self.warmup_sent = 0
+        self.issued = 0
+        self.sockets = 0
+        self.first_send = math.inf
+        self.last_send = -math.inf
+        self.last_done = -math.inf
+        self.t0 = None
+        self.measured_start = None
+        self.deadline = None
+        self.active = 0
+        self.finished = None
+
+    async def run(self, start=None, progress=None, parent=None):
+        """Connect, wait for the start instant (`start()` returns it; default: now), send, and
+        return this worker's figures (see _combine). `progress(tick, snapshot)` is called every
+        progress interval; `parent`, a socket that only ever becomes readable when the parent
+        process is gone, ends the run early."""
+        loop = self.loop
+        await asyncio.gather(*(self._preconnect(slot) for slot in self.slots))
+        self.t0 = start() if start is not None else loop.time() + START_LEAD
+        self.measured_start = self.plan.measured_start(self.t0)
+        self.deadline = self.plan.deadline(self.t0)
+        self.finished = loop.create_future()
+        self.active = len(self.slots)
+        loop.set_exception_handler(self._on_loop_error)
+        helpers = [loop.create_task(self._watchdog())]
+        if progress is not None and self.spec.progress_interval > 0:
+            helpers.append(loop.create_task(self._progress(progress)))
+        if parent is not None:
+            loop.add_reader(parent.fileno(), self._abandon, "the parent process is gone")
+        for slot in self.slots:
+            loop.call_at(self.t0, slot.next)
+        if not self.slots:
+            self.finished.set_result(None)
+        try:
+            await self.finished
         finally:
-            for helper in helpers:
-                helper.cancel()
+            if parent is not None:
+                loop.remove_reader(parent.fileno())
+            for task in [*helpers, *self.tasks]:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await helper
-            for connection in self.connections:
-                if connection is not None:
-                    connection.close()
-        self._finish()
-        return self.result
+                    await task
+            for slot in self.slots:
+                if slot.connection is not None:
+                    slot.connection.close()
+        return self._report(loop.time())
 
-    async def _resolve(self):
-        target = self.target
-        if target.scheme == "https":
-            self.ssl_context = ssl.create_default_context()
-            if not self.spec.validate_certs:
-                self.ssl_context.check_hostname = False
-                self.ssl_context.verify_mode = ssl.CERT_NONE
-        try:
-            infos = await self.loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-        except OSError as err:
-            raise LoadError(f"cannot resolve {target.host}: {err}") from err
-        family, _type, _proto, _name, address = infos[0]
-        self.address = (family, address)
+    def spawn(self, coroutine):
+        """A task for the slow paths (connecting); kept until done so that it is not lost."""
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
-    async def _connect(self, deadline):
-        remaining = deadline - self.loop.time()
+    def slot_done(self):
+        self.active -= 1
+        if self.active == 0 and not self.finished.done():
+            self.finished.set_result(None)
+
+    def _abandon(self, reason):
+        if not self.finished.done():
+            self.finished.set_exception(LoadError(reason))
+
+    def _on_loop_error(self, loop, context):
+        """A failure inside a callback would otherwise only be logged and the run would wait
+        for it forever: end the run with it. OS errors on transports are counted per request."""
+        error = context.get("exception")
+        if isinstance(error, Exception) and not isinstance(error, OSError) and \
+                self.finished is not None and not self.finished.done():
+            self.finished.set_exception(error)
+            return
+        loop.default_exception_handler(context)
+
+    async def connect(self, slot, deadline):
+        loop = self.loop
+        remaining = deadline - loop.time()
         if remaining <= 0:
             raise asyncio.TimeoutError()
         family, address = self.address
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            await asyncio.wait_for(self.loop.sock_connect(sock, address), remaining)
-            remaining = deadline - self.loop.time()
+            await asyncio.wait_for(loop.sock_connect(sock, address), remaining)
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 raise asyncio.TimeoutError()
-            _transport, connection = await asyncio.wait_for(self.loop.create_connection(
-                lambda: _Connection(self.loop, self.head), sock=sock, ssl=self.ssl_context,
+            _transport, connection = await asyncio.wait_for(loop.create_connection(
+                lambda: _Connection(slot, self.head, self.head_cache), sock=sock,
+                ssl=self.ssl_context,
                 server_hostname=self.target.host if self.ssl_context else None), remaining)
         except BaseException:
             sock.close()
             raise
-        self.result.sockets += 1
+        self.sockets += 1
         return connection
 
     async def _preconnect(self, slot):
         """Open the connections before the clock starts; failures count later, per request."""
         with contextlib.suppress(OSError, asyncio.TimeoutError):
-            self.connections[slot] = await self._connect(self.loop.time() + self.spec.timeout)
+            slot.connection = await self.connect(slot, self.loop.time() + self.timeout)
 
-    async def _open_worker(self, slot):
-        loop = self.loop
-        while True:
-            index = self.next_index
-            if index >= self.last_index:
-                return
-            self.next_index = index + 1
-            intended = self.t0 + index * self.interval
-            delay = intended - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif -delay > self.spec.timeout:
-                self._not_sent(intended, index >= self.warmup_requests)
-                continue
-            await self._one(slot, intended, index >= self.warmup_requests)
-
-    async def _closed_worker(self, slot):
-        spec = self.spec
-        loop = self.loop
-        delay = self.t0 - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while True:
-            now = loop.time()
-            measured = now >= self.measured_start
-            if measured:
-                if self.deadline is not None and now >= self.deadline:
-                    return
-                if spec.requests is not None:
-                    if self.measured_taken >= spec.requests:
-                        return
-                    self.measured_taken += 1
-            await self._one(slot, now, measured)
-
-    async def _one(self, slot, intended, measured):
-        loop = self.loop
-        sent = loop.time()
-        self.issued += 1
-        code, kind = await self._exchange(slot, sent)
-        done = loop.time()
-        result = self.result
-        if not measured:
-            result.warmup_sent += 1
+    def record(self, slot, code, kind):
+        done = self.loop.time()
+        if not slot.measured:
+            self.warmup_sent += 1
             return
-        latency = done - intended
-        result.histogram.record(latency)
-        result.service_histogram.record(done - sent)
-        if not is_ok_code(code):
-            result.errors_histogram.record(latency)
-        result.codes[code] = result.codes.get(code, 0) + 1
+        latency = done - slot.intended
+        self.latencies.append(latency)
+        self.service_times.append(done - slot.sent)
+        if not (200 <= code <= 299 or code == 418):
+            self.errors_histogram.record(latency)
+        codes = self.codes
+        codes[code] = codes.get(code, 0) + 1
         if kind is not None:
-            result.error_kinds[kind] = result.error_kinds.get(kind, 0) + 1
-        result.sent += 1
-        if self.first_send is None or sent < self.first_send:
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+        self.sent += 1
+        sent = slot.sent
+        if sent < self.first_send:
             self.first_send = sent
-        if self.last_send is None or sent > self.last_send:
+        if sent > self.last_send:
             self.last_send = sent
-        if self.last_done is None or done > self.last_done:
+        if done > self.last_done:
             self.last_done = done
+        if len(self.latencies) >= RECORD_BATCH:
+            self._flush()
 
-    def _not_sent(self, intended, measured):
+    def not_sent(self, intended, measured, now):
         """A request more than the timeout late: recorded with its lateness, never sent."""
-        result = self.result
         if not measured:
-            result.warmup_sent += 1
+            self.warmup_sent += 1
             return
-        latency = self.loop.time() - intended
-        result.histogram.record(latency)
-        result.errors_histogram.record(latency)
-        result.codes[SOCKET_ERROR] = result.codes.get(SOCKET_ERROR, 0) + 1
-        result.error_kinds["not_sent"] = result.error_kinds.get("not_sent", 0) + 1
-        result.not_sent += 1
+        latency = now - intended
+        self.latencies.append(latency)
+        self.errors_histogram.record(latency)
+        self.codes[SOCKET_ERROR] = self.codes.get(SOCKET_ERROR, 0) + 1
+        self.error_kinds["not_sent"] = self.error_kinds.get("not_sent", 0) + 1
+        self.not_sent_count += 1
+        if len(self.latencies) >= RECORD_BATCH:
+            self._flush()
 
-    async def _exchange(self, slot, sent):
-        """(status code, None) or (SOCKET_ERROR, error kind) for one request on one connection."""
-        deadline = sent + self.spec.timeout
-        for attempt in (0, 1):
-            connection = self.connections[slot]
-            fresh = False
-            if connection is None or not connection.reusable:
-                if connection is not None:
-                    connection.close()
-                self.connections[slot] = None
-                try:
-                    connection = await self._connect(deadline)
-                except (OSError, asyncio.TimeoutError) as err:
-                    return SOCKET_ERROR, _error_kind(err)
-                self.connections[slot] = connection
-                fresh = True
-            waiter = connection.send(self.request, deadline)
-            try:
-                return await waiter, None
-            except (_ClosedEarly, ConnectionResetError, BrokenPipeError) as err:
-                # A kept-alive connection the server closed while idle: send once more on a new
-                # one, as HTTP clients do for idempotent requests.
-                stale = not fresh and getattr(err, "received", 0) == 0
-                if not (stale and attempt == 0 and self.retry_stale):
-                    return SOCKET_ERROR, _error_kind(err)
-            except (_Expired, _ProtocolError, OSError, asyncio.TimeoutError) as err:
-                return SOCKET_ERROR, _error_kind(err)
-        return SOCKET_ERROR, "connection_reset"
+    def _flush(self):
+        self.histogram.record_many(self.latencies)
+        self.service_histogram.record_many(self.service_times)
+        self.latencies = []
+        self.service_times = []
 
     async def _watchdog(self):
         """Expires overdue requests. One sweep every TIMEOUT_TICKS-th of the timeout (at most
         every 50 ms) instead of a timer per request: at thousands of requests per second the
         timers' heap would cost more than the sweep over the connections."""
-        tick = min(0.05, self.spec.timeout / TIMEOUT_TICKS)
+        tick = min(0.05, self.timeout / TIMEOUT_TICKS)
         while True:
             await asyncio.sleep(tick)
             now = self.loop.time()
-            for connection in self.connections:
+            for slot in self.slots:
+                connection = slot.connection
                 if connection is not None and connection.overdue(now):
                     connection.expire()
 
-    async def _progress(self):
+    def _snapshot(self, now):
+        self._flush()
+        return {"elapsed": now - self.t0, "measured": now >= self.measured_start,
+                "issued": self.issued, "sent": self.sent,
+                "errors": self.errors_histogram.count, "histogram": self.histogram.copy()}
+
+    async def _progress(self, report):
         loop = self.loop
         interval = self.spec.progress_interval
-        tick = self.t0
-        last_issued = 0
-        last_time = loop.time()
+        tick = 0
         while True:
-            tick += interval
-            delay = tick - loop.time()
+            tick += 1
+            delay = self.t0 + tick * interval - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = loop.time()
-            span = now - last_time
-            self.spec.progress({
-                "elapsed": now - self.t0,
-                "phase": "measure" if now >= self.measured_start else "warmup",
-                "sent": self.result.sent,
-                "rate": (self.issued - last_issued) / span if span > 0 else 0.0,
-                "p99_ms": self.result.histogram.percentile(99.0) * 1000.0,
-                "errors": self.result.errors_histogram.count,
-            })
-            last_issued, last_time = self.issued, now
+            report(tick, self._snapshot(loop.time()))
 
-    def _finish(self):
-        result = self.result
-        spec = self.spec
-        result.elapsed = self.loop.time() - self.t0
-        if self.open_loop:
-            last = (self.last_send - self.measured_start) if self.last_send is not None else 0.0
-            result.window = max(last, (result.planned - 1) * self.interval) + self.interval
-        elif spec.duration is not None:
-            result.window = spec.duration
-        elif self.first_send is not None:
-            result.window = self.last_done - self.first_send
-        result.achieved_qps = result.sent / result.window if result.window > 0 else 0.0
+    def _report(self, end):
+        """This worker's figures, as _combine takes them (plain data: it may cross processes)."""
+        snapshot = self._snapshot(end)
+        return {
+            "t0": self.t0, "end": end, "snapshot": snapshot,
+            "histogram": self.histogram, "errors_histogram": self.errors_histogram,
+            "service_histogram": self.service_histogram, "codes": self.codes,
+            "error_kinds": self.error_kinds, "sent": self.sent, "not_sent": self.not_sent_count,
+            "warmup_sent": self.warmup_sent, "sockets": self.sockets,
+            "first_send": self.first_send, "last_send": self.last_send,
+            "last_done": self.last_done,
+        }
+
+
+def _ssl_context(target, validate_certs):
+    if target.scheme != "https":
+        return None
+    context = ssl.create_default_context()
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _combine(spec, plan, reports):
+    """One RunResult from the figures of every worker: histograms merge bucket by bucket, counts
+    add, and the window runs over all workers' sends, so a split run reads as one."""
+    result = RunResult(spec)
+    result.workers = len(reports)
+    t0 = reports[0]["t0"]
+    for report in reports:
+        result.histogram.merge(report["histogram"])
+        result.errors_histogram.merge(report["errors_histogram"])
+        result.service_histogram.merge(report["service_histogram"])
+        for name in ("codes", "error_kinds"):
+            counts = getattr(result, name)
+            for key, count in report[name].items():
+                counts[key] = counts.get(key, 0) + count
+        result.sent += report["sent"]
+        result.not_sent += report["not_sent"]
+        result.warmup_sent += report["warmup_sent"]
+        result.sockets += report["sockets"]
+    first_send = min(report["first_send"] for report in reports)
+    last_send = max(report["last_send"] for report in reports)
+    last_done = max(report["last_done"] for report in reports)
+    measured_start = plan.measured_start(t0)
+    result.planned = plan.planned
+    result.elapsed = max(report["end"] for report in reports) - t0
+    wall = time.time() + (measured_start - time.monotonic())
+    result.start_time = datetime.datetime.fromtimestamp(wall).astimezone()
+    if plan.open_loop:
+        last = last_send - measured_start if result.sent else 0.0
+        result.window = max(last, (result.planned - 1) * plan.interval) + plan.interval
+    elif spec.duration is not None:
+        result.window = spec.duration
+    elif result.sent:
+        result.window = last_done - first_send
+    result.achieved_qps = result.sent / result.window if result.window > 0 else 0.0
+    return result
+
+
+class _ProgressMerger:
+    """Progress over all workers: a line for tick n once every worker still running has sent its
+    snapshot for tick n (a worker that has ended counts with its final figures)."""
+
+    def __init__(self, workers, progress):
+        self.workers = workers
+        self.progress = progress
+        self.ticks = {}
+        self.final = {}
+        self.emitted = 0
+        self.last_issued = 0
+        self.last_elapsed = 0.0
+
+    def add(self, worker, tick, snapshot):
+        self.ticks.setdefault(tick, {})[worker] = snapshot
+        self._emit()
+
+    def finish(self, worker, snapshot):
+        self.final[worker] = snapshot
+        self._emit()
+
+    def _emit(self):
+        while True:
+            tick = self.emitted + 1
+            got = self.ticks.get(tick)
+            if not got or any(worker not in got and worker not in self.final
+                              for worker in range(self.workers)):
+                return
+            snapshots = [got.get(worker) or self.final[worker] for worker in range(self.workers)]
+            del self.ticks[tick]
+            self.emitted = tick
+            histogram = Histogram()
+            for snapshot in snapshots:
+                histogram.merge(snapshot["histogram"])
+            current = max(got.values(), key=lambda snapshot: snapshot["elapsed"])
+            issued = sum(snapshot["issued"] for snapshot in snapshots)
+            span = current["elapsed"] - self.last_elapsed
+            self.progress({
+                "elapsed": current["elapsed"],
+                "phase": "measure" if current["measured"] else "warmup",
+                "sent": sum(snapshot["sent"] for snapshot in snapshots),
+                "rate": (issued - self.last_issued) / span if span > 0 else 0.0,
+                "p99_ms": histogram.percentile(99.0) * 1000.0,
+                "errors": sum(snapshot["errors"] for snapshot in snapshots),
+            })
+            self.last_issued, self.last_elapsed = issued, current["elapsed"]
+
+
+def resolve_workers(spec):
+    """Worker processes for `spec`. `workers` when set (at most one per connection); for 0,
+    one per AUTO_QPS_PER_WORKER requests per second asked for (qps 0: no limit), at most one per
+    CPU this process may run on and one per connection."""
+    if not hasattr(os, "fork"):
+        return 1
+    if spec.workers > 0:
+        return max(1, min(spec.workers, spec.connections))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    workers = min(cpus, spec.connections)
+    if spec.qps > 0:
+        workers = min(workers, math.ceil(spec.qps / AUTO_QPS_PER_WORKER))
+    return max(1, workers)
+
+
+def _new_loop(plan, connections):
+    if plan.open_loop and connections <= SELECT_LIMIT:
+        return asyncio.SelectorEventLoop(selectors.SelectSelector())
+    return asyncio.SelectorEventLoop(selectors.DefaultSelector())
+
+
+def _close_loop(loop):
+    try:
+        if hasattr(loop, "shutdown_default_executor"):
+            loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def _resolve(target):
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise LoadError(f"cannot resolve {target.host}: {err}") from err
+    family, _type, _proto, _name, address = infos[0]
+    return family, address
 
 
 def run_load(spec):
-    """Run the load described by `spec` and return its RunResult (LoadError if it cannot start)."""
+    """Run the load described by `spec` and return its RunResult (LoadError if it cannot start
+    or a worker process fails)."""
     target = parse_url(spec.url)
-    small = spec.connections <= SELECT_LIMIT
-    selector = selectors.SelectSelector() if small else selectors.DefaultSelector()
-    loop = asyncio.SelectorEventLoop(selector)
+    address = _resolve(target)
+    plan = _Plan(spec)
+    shares = _shares(spec, plan, resolve_workers(spec))
+    if len(shares) == 1:
+        return _run_here(spec, target, address, plan, shares[0])
+    return _run_workers(spec, target, address, plan, shares)
+
+
+def _run_here(spec, target, address, plan, share):
+    progress = None
+    if spec.progress is not None and spec.progress_interval > 0:
+        merger = _ProgressMerger(1, spec.progress)
+
+        def progress(tick, snapshot):
+            merger.add(0, tick, snapshot)
+
+    loop = _new_loop(plan, share.connections)
     try:
-        return loop.run_until_complete(_Run(spec, target, loop).run())
+        report = loop.run_until_complete(
+            _Run(spec, target, address, loop, plan, share).run(progress=progress))
     finally:
+        _close_loop(loop)
+    return _combine(spec, plan, [report])
+
+
+# Worker processes. Messages are pickled tuples behind a 4-byte length, over a socket pair:
+# worker to parent ("ready",), ("progress", tick, snapshot), ("result", report) or
+# ("error", traceback); parent to worker ("start", t0).
+_LENGTH = struct.Struct("!I")
+
+
+def _send_message(sock, message):
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _receive_exactly(sock, size):
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise LoadError("the parent process closed its end before the start")
+        data += chunk
+    return bytes(data)
+
+
+def _receive_message(sock):
+    (size,) = _LENGTH.unpack(_receive_exactly(sock, _LENGTH.size))
+    return pickle.loads(_receive_exactly(sock, size))
+
+
+class _Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self, share, pid, sock):
+        self.share = share
+        self.pid = pid
+        self.sock = sock
+        self.buffer = bytearray()
+        self.result = None
+        self.open = True
+
+    @property
+    def name(self):
+        return f"load worker {self.share.index + 1} of {self.share.workers}"
+
+    def messages(self):
+        while len(self.buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(self.buffer)
+            if len(self.buffer) < _LENGTH.size + size:
+                return
+            data = bytes(self.buffer[_LENGTH.size:_LENGTH.size + size])
+            del self.buffer[:_LENGTH.size + size]
+            yield pickle.loads(data)
+
+    def reap(self, kill):
+        """Wait for the process to end (killing it first when `kill`); its exit, in words."""
+        if self.pid is None:
+            return "ended"
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        _pid, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if os.WIFSIGNALED(status):
+            return f"was killed by signal {os.WTERMSIG(status)}"
+        return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+def _start_worker(spec, target, address, plan, share, siblings):
+    parent_end, worker_end = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the worker: runs its share and leaves with os._exit, whatever happens
+        status = 70
         try:
-            if hasattr(loop, "shutdown_default_executor"):
-                loop.run_until_complete(loop.shutdown_default_executor())
+            parent_end.close()
+            for sibling in siblings:
+                sibling.sock.close()
+            _worker_main(spec, target, address, plan, share, worker_end)
+            status = 0
+        except BaseException:  # noqa: BLE001 - everything is reported to the parent
+            with contextlib.suppress(BaseException):
+                _send_message(worker_end, ("error", traceback.format_exc()))
         finally:
-            loop.close()
+            os._exit(status)
+    worker_end.close()
+    return _Worker(share, pid, parent_end)
+
+
+def _worker_main(spec, target, address, plan, share, sock):
+    def start():
+        _send_message(sock, ("ready",))
+        message = _receive_message(sock)
+        return message[1]
+
+    progress = None
+    if spec.progress is not None and spec.progress_interval > 0:
+        def progress(tick, snapshot):
+            _send_message(sock, ("progress", tick, snapshot))
+
+    loop = _new_loop(plan, share.connections)
+    try:
+        report = loop.run_until_complete(_Run(spec, target, address, loop, plan, share).run(
+            start=start, progress=progress, parent=sock))
+    finally:
+        _close_loop(loop)
+    _send_message(sock, ("result", report))
+
+
+def _run_workers(spec, target, address, plan, shares):
+    """Fork a worker per share, start them all at one instant, and combine their figures."""
+    merger = None
+    if spec.progress is not None and spec.progress_interval > 0:
+        merger = _ProgressMerger(len(shares), spec.progress)
+    workers = []
+    failed = True
+    selector = selectors.DefaultSelector()
+    try:
+        for share in shares:
+            workers.append(_start_worker(spec, target, address, plan, share, workers))
+        for worker in workers:
+            selector.register(worker.sock, selectors.EVENT_READ, worker)
+        ready = 0
+        running = len(workers)
+        while running:
+            for key, _events in selector.select():
+                worker = key.data
+                data = worker.sock.recv(1 << 16)
+                if not data:
+                    selector.unregister(worker.sock)
+                    worker.open = False
+                    running -= 1
+                    if worker.result is None:
+                        raise LoadError(f"{worker.name} {worker.reap(kill=False)} without a result")
+                    continue
+                worker.buffer += data
+                for message in worker.messages():
+                    if message[0] == "error":
+                        raise LoadError(f"{worker.name} failed:\n{message[1]}")
+                    if message[0] == "ready":
+                        ready += 1
+                        if ready == len(workers):
+                            t0 = time.monotonic() + START_LEAD
+                            for each in workers:
+                                _send_message(each.sock, ("start", t0))
+                    elif message[0] == "progress" and merger is not None:
+                        merger.add(worker.share.index, message[1], message[2])
+                    elif message[0] == "result":
+                        worker.result = message[1]
+                        if merger is not None:
+                            merger.finish(worker.share.index, worker.result["snapshot"])
+        failed = False
+    finally:
+        selector.close()
+        for worker in workers:
+            worker.sock.close()
+            worker.reap(kill=failed)
+    return _combine(spec, plan, [worker.result for worker in workers])

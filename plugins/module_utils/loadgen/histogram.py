@@ -170,6 +170,33 @@ class Histogram:
         self.total += value * times
         self.squared_deviations += times * (value - mean) * (value - self.total / self.count)
 
+    def record_many(self, values):
+        """Add each of `values` (seconds) once, as `record` would one by one, in one pass.
+
+        The load engine records its latencies in batches: a method call per request costs it
+        more than the rest of its bookkeeping for that request.
+        """
+        if not values:
+            return self
+        counts = self.counts
+        if isinstance(self.layout, LogLinearBuckets):
+            # LogLinearBuckets.index, inlined.
+            bits, half = LogLinearBuckets.SUB_BUCKET_BITS, LogLinearBuckets.HALF_BITS
+            for value in values:
+                nanoseconds = round(value * 1e9) if value > 0 else 0
+                shift = nanoseconds.bit_length() - bits
+                index = nanoseconds if shift <= 0 else (shift << half) + (nanoseconds >> shift)
+                counts[index] = counts.get(index, 0) + 1
+        else:
+            for value in values:
+                index = self.layout.index(value)
+                counts[index] = counts.get(index, 0) + 1
+        total = sum(values)
+        mean = total / len(values)
+        self._add_moments(len(values), total, min(values), max(values),
+                          sum((value - mean) * (value - mean) for value in values))
+        return self
+
     def merge(self, other):
         """Add another histogram's samples; the layouts must be the same (else ValueError)."""
         if other.layout != self.layout:
@@ -179,18 +206,23 @@ class Histogram:
             return self
         for index, times in other.counts.items():
             self.counts[index] = self.counts.get(index, 0) + times
-        if self.count == 0:
-            self.minimum, self.maximum = other.minimum, other.maximum
-            self.squared_deviations = other.squared_deviations
-        else:
-            self.minimum = min(self.minimum, other.minimum)
-            self.maximum = max(self.maximum, other.maximum)
-            delta = other.total / other.count - self.total / self.count
-            self.squared_deviations += other.squared_deviations + \
-                delta * delta * self.count * other.count / (self.count + other.count)
-        self.count += other.count
-        self.total += other.total
+        self._add_moments(other.count, other.total, other.minimum, other.maximum,
+                          other.squared_deviations)
         return self
+
+    def _add_moments(self, count, total, minimum, maximum, squared_deviations):
+        """Count, sum, extremes and squared deviations of more samples (Chan's merge)."""
+        if self.count == 0:
+            self.minimum, self.maximum = minimum, maximum
+            self.squared_deviations = squared_deviations
+        else:
+            self.minimum = min(self.minimum, minimum)
+            self.maximum = max(self.maximum, maximum)
+            delta = total / count - self.total / self.count
+            self.squared_deviations += squared_deviations + \
+                delta * delta * self.count * count / (self.count + count)
+        self.count += count
+        self.total += total
 
     def copy(self):
         clone = Histogram(self.layout)

@@ -15,15 +15,20 @@ import math
 import os
 import re
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec, parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
+    DNS1123_SUBDOMAIN_RE,
     DURATION_RE,
     InvalidOption,
     Problems,
+    check_name,
+    check_quantity_pair,
     check_range,
+    parse_quantity,
 )
 
-ENGINES = ("local",)
+ENGINES = ("local", "fortio")
 MAX_CONNECTIONS = 10000
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
@@ -85,9 +90,18 @@ def _check_file(path, value):
 
 
 def spec_from_params(params, progress=None):
-    """(LoadSpec, None) when every option is good, else (None, one message with all problems)."""
+    """(LoadSpec, None) when every option is good, else (None, one message with all problems).
+
+    With engine fortio the spec's `fortio` attribute holds the engine's FortioSettings (and
+    its url the deployed server's when no url was given); with engine local it is None.
+    """
     problems = Problems()
-    url = problems.check(_check_url, params["url"])
+    fortio = _engine_options(params, problems)
+    url = None
+    if params.get("url") is not None:
+        url = problems.check(_check_url, params["url"])
+    elif fortio is not None:
+        url = fortio.default_url()
     method = params["method"]
     if not isinstance(method, str) or not _TOKEN_RE.match(method):
         problems.add("method", "an HTTP method such as GET, POST or HEAD", method)
@@ -99,6 +113,12 @@ def spec_from_params(params, progress=None):
         qps = None
     connections = problems.check(check_range, "connections", params["connections"], 1,
                                  MAX_CONNECTIONS)
+    workers = problems.check(check_range, "workers", params.get("workers", 0), 0, MAX_CONNECTIONS)
+    if workers and connections is not None and workers > connections:
+        problems.add("workers", f"at most connections ({connections}): each worker process needs "
+                     "a connection of its own, or 0 to let the engine choose", workers)
+    if workers and fortio is not None:
+        problems.add("workers", "0 with engine fortio (client_pods spreads its load)", workers)
     duration = requests = None
     if (params.get("duration") is None) == (params.get("requests") is None):
         problems.add("duration", "exactly one of duration (such as 30s) and requests (a count)",
@@ -114,7 +134,12 @@ def spec_from_params(params, progress=None):
     timeout = problems.check(duration_seconds, "timeout", params["timeout"])
     interval = problems.check(duration_seconds, "progress_interval", params["progress_interval"])
     if params.get("engine", "local") not in ENGINES:
-        problems.add("engine", "local (the in-cluster fortio engine is planned)", params["engine"])
+        problems.add("engine", "local or fortio", params["engine"])
+    if fortio is not None:
+        _check_split(problems, fortio, connections, requests, qps, duration, params.get("duration"))
+        if requests is not None and qps == 0 and fortio.job_timeout is None:
+            problems.add("job_timeout", "a duration such as 10m with requests and qps 0 (how long "
+                         "the run takes cannot be known beforehand)", None)
     problems.check(_check_file, "result_file", params.get("result_file"))
     problems.check(_check_file, "progress_file", params.get("progress_file"))
     message = problems.message()
@@ -124,5 +149,192 @@ def spec_from_params(params, progress=None):
                     qps=qps, connections=connections, duration=duration, requests=requests,
                     warmup=warmup, timeout=timeout,
                     validate_certs=params.get("validate_certs", True),
-                    progress_interval=interval, progress=progress)
+                    progress_interval=interval, progress=progress, workers=workers)
+    spec.fortio = fortio
     return spec, None
+
+
+# The in-cluster fortio engine's options: used with engine fortio only, where None means the
+# default, so that giving one with engine local can be told apart from leaving it out.
+FORTIO_ONLY_OPTIONS = ("namespace", "name", "fortio_image", "fortio_version", "client_pods",
+                       "sidecar", "revision", "cleanup", "start_timeout", "job_timeout",
+                       "fortio_args", "client_resources", "server_resources", "pod_annotations")
+MAX_CLIENT_PODS = 1000
+# The name prefixes `<name>-client` and `<name>-server`; the Job's pods are named
+# `<name>-client-<index>-<suffix>` and their host names `<name>-client-<index>` must stay labels.
+MAX_NAME_LENGTH = 50
+_DNS1035_LABEL_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*$")
+_IMAGE_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+_SECRET_OPTIONS = ("kubeconfig", "api_key", "password", "proxy_headers")
+
+
+def _fortio_only_given(params):
+    """The fortio-only options (and Kubernetes auth options) given a value."""
+    names = list(FORTIO_ONLY_OPTIONS) + fortio_job.auth_option_names()
+    return [name for name in names if params.get(name) not in (None, [], {})]
+
+
+def _check_load_test_name(value):
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not _DNS1035_LABEL_RE.match(value):
+        raise InvalidOption("name", f"a DNS-1035 label of at most {MAX_NAME_LENGTH} characters "
+                            "(lower-case letters, digits and '-', starting with a letter)", value)
+    return value
+
+
+def _check_image(value):
+    """An image repository without tag or digest (those come from fortio_version)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidOption("fortio_image", "an image name such as fortio/fortio", value)
+    first, _slash, rest = value.partition("/")
+    path = rest if rest and ("." in first or ":" in first or first == "localhost") else value
+    if (path is rest and not _IMAGE_HOST_RE.match(first)) or not _IMAGE_RE.match(path) or \
+            "@" in value:
+        raise InvalidOption("fortio_image", "an image name without tag or digest, such as "
+                            "fortio/fortio or registry.example.com:5000/mirror/fortio "
+                            "(the tag is fortio_version)", value)
+    return value
+
+
+def _check_version(value):
+    if not isinstance(value, str) or not (_TAG_RE.match(value) or _DIGEST_RE.match(value)):
+        raise InvalidOption("fortio_version", "an image tag such as 1.77.0, or a digest "
+                            "sha256:<64 hex digits>", value)
+    return value
+
+
+def _check_resources(path, value):
+    """{requests: {...}, limits: {...}} with cpu, memory and ephemeral-storage quantities."""
+    if not isinstance(value, dict) or not value or set(value) - {"requests", "limits"}:
+        raise InvalidOption(path, "a dict with requests and/or limits", value)
+    checked = {}
+    for part in ("requests", "limits"):
+        amounts = value.get(part)
+        if amounts is None:
+            continue
+        if not isinstance(amounts, dict) or set(amounts) - set(_RESOURCE_NAMES):
+            raise InvalidOption(f"{path}.{part}", "a dict of cpu, memory and ephemeral-storage "
+                                "quantities", amounts)
+        for resource, amount in amounts.items():
+            parse_quantity(f"{path}.{part}.{resource}", amount)
+        checked[part] = {resource: str(amount) for resource, amount in amounts.items()}
+    for resource in _RESOURCE_NAMES:
+        check_quantity_pair(f"{path}.requests.{resource}",
+                            (checked.get("requests") or {}).get(resource),
+                            f"{path}.limits.{resource}", (checked.get("limits") or {}).get(resource))
+    return checked
+
+
+def _check_annotations(value):
+    """Annotation keys (an optional DNS subdomain prefix, a name) to string values."""
+    checked = {}
+    for key, text in (value or {}).items():
+        path = f"pod_annotations.{key}"
+        prefix, _slash, name = key.rpartition("/") if isinstance(key, str) else ("", "", None)
+        if name is None or len(name) > 63 or not _QUALIFIED_NAME_RE.match(name) or \
+                (prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN_RE.match(prefix))):
+            raise InvalidOption(path, "an annotation key such as proxy.istio.io/config", key)
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise InvalidOption(path, "a string value (quote true, false and numbers)", text)
+        checked[key] = str(text)
+    return checked
+
+
+def _check_fortio_args(value):
+    """Extra fortio flags: each flag starts with '-'; the flags meshtune sets are refused."""
+    args = list(value or [])
+    for index, arg in enumerate(args):
+        path = f"fortio_args[{index}]"
+        if not isinstance(arg, str):
+            raise InvalidOption(path, "a string", arg)
+        if index == 0 and not arg.startswith("-"):
+            raise InvalidOption(path, "a fortio flag such as -uniform", arg)
+        if arg.startswith("-"):
+            flag = arg.lstrip("-").split("=", 1)[0]
+            if flag in fortio_job.RESERVED_FLAGS:
+                raise InvalidOption(path, f"a flag meshtune does not set itself (-{flag} is set "
+                                    f"{fortio_job.RESERVED_FLAGS[flag]})", arg)
+    return args
+
+
+def _given_or(params, name, default):
+    """An option's value, or its default when not given (an empty string is a value)."""
+    value = params.get(name)
+    return default if value is None else value
+
+
+def _fortio_settings(params, problems):
+    """FortioSettings from the fortio engine's options, or None when one of them is bad."""
+    before = len(problems.messages)
+    name = _given_or(params, "name", fortio_job.DEFAULT_NAME)
+    namespace = _given_or(params, "namespace", fortio_job.DEFAULT_NAMESPACE)
+    problems.check(_check_load_test_name, name)
+    problems.check(check_name, "namespace", namespace, label=True)
+    image = _given_or(params, "fortio_image", fortio_job.DEFAULT_IMAGE)
+    problems.check(_check_image, image)
+    version = _given_or(params, "fortio_version", fortio_job.DEFAULT_VERSION)
+    problems.check(_check_version, version)
+    client_pods = _given_or(params, "client_pods", 1)
+    problems.check(check_range, "client_pods", client_pods, 1, MAX_CLIENT_PODS)
+    sidecar = _given_or(params, "sidecar", True)
+    revision = params.get("revision")
+    if revision is not None:
+        problems.check(check_name, "revision", revision, label=True)
+        if not sidecar:
+            problems.add("revision", "no revision with sidecar false (the baseline runs without "
+                         "sidecars)", revision)
+    start_timeout = problems.check(duration_seconds, "start_timeout",
+                                   _given_or(params, "start_timeout", fortio_job.DEFAULT_START_TIMEOUT))
+    job_timeout = None
+    if params.get("job_timeout") is not None:
+        job_timeout = problems.check(duration_seconds, "job_timeout", params["job_timeout"])
+    fortio_args = problems.check(_check_fortio_args, params.get("fortio_args"))
+    resources = {}
+    for role in ("client", "server"):
+        value = params.get(f"{role}_resources")
+        if value is not None:
+            resources[role] = problems.check(_check_resources, f"{role}_resources", value)
+    annotations = problems.check(_check_annotations, params.get("pod_annotations"))
+    if len(problems.messages) > before:
+        return None
+    return fortio_job.FortioSettings(
+        namespace=namespace, name=name, image=image, version=version, client_pods=client_pods,
+        sidecar=sidecar, revision=revision, cleanup=_given_or(params, "cleanup", True),
+        start_timeout=start_timeout, job_timeout=job_timeout, fortio_args=fortio_args,
+        resources=resources, pod_annotations=annotations, deploy_server=params.get("url") is None,
+        labels=params.get("labels") or "")
+
+
+def _check_split(problems, settings, connections, requests, qps, duration, given_duration):
+    """The load divides evenly over the client pods, and each pod has at least one request."""
+    pods = settings.client_pods
+    if pods == 1:
+        return
+    if connections is not None and connections % pods:
+        problems.add("connections", f"a multiple of client_pods ({pods}), such as "
+                     f"{max(1, connections // pods) * pods} or {(connections // pods + 1) * pods}: "
+                     "each client pod opens connections / client_pods", connections)
+    if requests is not None and requests % pods:
+        problems.add("requests", f"a multiple of client_pods ({pods}), such as "
+                     f"{max(1, requests // pods) * pods} or {(requests // pods + 1) * pods}: "
+                     "each client pod sends requests / client_pods", requests)
+    if duration is not None and qps and duration * qps / pods < 1:
+        problems.add("duration", f"long enough for one request per client pod at qps {qps:g} "
+                     f"over {pods} pods", given_duration)
+
+
+def _engine_options(params, problems):
+    """The fortio engine's settings (None for engine local); problems for misplaced options."""
+    engine = params.get("engine") or "local"
+    if engine == "fortio":
+        return _fortio_settings(params, problems)
+    for name in _fortio_only_given(params):
+        shown = "(not shown)" if name in _SECRET_OPTIONS else params[name]
+        problems.add(name, f"no {name} with engine local (it is an option of engine fortio)", shown)
+    if params.get("url") is None:
+        problems.add("url", "a URL to load (required with engine local)", None)
+    return None
