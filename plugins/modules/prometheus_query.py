@@ -38,7 +38,7 @@ options:
   queries:
     description:
       - Several PromQL expressions by name, evaluated at the same time. The results are returned
-        in RV(results) under the same names.
+        in RV(query_results) under the same names.
     type: dict
   time:
     description:
@@ -131,7 +131,7 @@ EXAMPLES = r"""
 
 - name: Use a figure
   ansible.builtin.debug:
-    msg: "Sidecars use {{ cost.results.cpu.value }} vCPU at {{ rate.value }} requests/s"
+    msg: "Sidecars use {{ cost.query_results.cpu.value }} vCPU at {{ rate.value }} requests/s"
 """
 
 RETURN = r"""
@@ -156,7 +156,7 @@ value:
   returned: when O(query) is set
   type: float
   sample: 0.35
-results:
+query_results:
   description:
     - Results of O(queries) by name. Each has C(query), C(result_type), C(result) and C(value),
       shaped as for O(query).
@@ -250,7 +250,7 @@ def main():
         single = results["query"]
         outcome.update(result_type=single["result_type"], result=single["result"], value=single["value"])
     else:
-        outcome["results"] = dict(results)
+        outcome["query_results"] = dict(results)
     module.exit_json(changed=False, **outcome)
 
 

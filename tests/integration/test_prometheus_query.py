@@ -241,7 +241,7 @@ def test_several_queries_at_one_instant_with_nan_and_infinity(prometheus):
         "special": "meshtune_special",
         "nothing": "absent_metric_that_does_not_exist",
     }})
-    results = result["results"]
+    results = result["query_results"]
     assert list(results) == ["rate", "memory_mib", "growth_mib_per_min", "special", "nothing"]
     assert results["rate"]["value"] == pytest.approx(15.0)
     assert results["rate"]["query"] == "sum(rate(meshtune_requests_total[5m]))"
@@ -285,6 +285,16 @@ def test_through_ansible_playbook_keeps_nan_and_infinity(prometheus, tmp_path):
     values = {s["metric"]["kind"]: s["value"] for s in result["result"]}
     assert math.isnan(values["nan"])
     assert values["inf"] == math.inf
+
+
+def test_named_queries_reach_a_playbook_under_their_own_key(prometheus, tmp_path):
+    # ansible-core moves a dict returned as `results` to `ansible_module_results` with a warning.
+    result = run_module(tmp_path, MODULE, {"url": prometheus.url, "time": str(prometheus.last),
+                                           "queries": {"special": "count(meshtune_special)"}})
+    assert result.get("failed") is not True, result
+    assert result["query_results"]["special"]["value"] == 3.0
+    assert "ansible_module_results" not in result
+    assert not [text for text in result.get("warnings", []) if "results" in text]
 
 
 # --- connection faults ----------------------------------------------------------------------
@@ -375,7 +385,7 @@ def test_prometheus_warnings_become_task_warnings(recorder):
     recorder.body = json.dumps({"status": "success", "warnings": [note],
                                 "data": {"resultType": "vector", "result": []}})
     result = query({"url": recorder.url, "queries": {"cpu": "rate(x[5m])"}})
-    assert result["results"]["cpu"]["result"] == []
+    assert result["query_results"]["cpu"]["result"] == []
     # ansible-core 2.19 reports warnings as structured events; older releases as plain strings.
     warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]
     assert warnings == [f"Query 'cpu': {note}"]
