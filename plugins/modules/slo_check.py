@@ -93,9 +93,9 @@ EXAMPLES = r"""
   meshtune.mesh.slo_check:
     result: "{{ lookup('ansible.builtin.file', 'results/mesh.json') | from_json }}"
     proxy:
-      cpu_per_1k_rps: "{{ cost.results.cpu.value / (cost.results.rps.value / 1000) }}"
-      memory_mib: "{{ cost.results.memory.value / 1048576 }}"
-      memory_growth_mib_per_min: "{{ cost.results.growth.value / 1048576 }}"
+      cpu_per_1k_rps: "{{ cost.query_results.cpu.value / (cost.query_results.rps.value / 1000) }}"
+      memory_mib: "{{ cost.query_results.memory.value / 1048576 }}"
+      memory_growth_mib_per_min: "{{ cost.query_results.growth.value / 1048576 }}"
     targets:
       p99_ms: 25
       proxy_cpu_per_1k_rps: 0.5
