@@ -2,10 +2,11 @@
 
 Render-only first: the charts' values are rendered, while namespaces, labels, restarts and the
 Sidecar default are applied to the server. The scenario: install revision 1-29-6; canary upgrade
-of shop to 1-30-3 (tag prod-canary) without promotion; rollback; an upgrade whose gate fails and
-rolls itself back; a full upgrade with promotion. Each phase is a module fixture built on the one
-before, so any single test can run alone. The last test installs and upgrades with helm, through
-a stand-in `helm` program (none is installable here).
+of shop to 1-30-3 (tag prod-canary) without promotion; rollback; an upgrade whose gate (the verify
+role, playbooks/gates/verify.yml, loading a local server) misses a target and rolls itself back; a
+full upgrade with promotion through the same gate with reachable targets. Each phase is a module
+fixture built on the one before, so any single test can run alone. The last test installs and
+upgrades with helm, through a stand-in `helm` program (none is installable here).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.ansible_runner import REPO_ROOT, run_playbook
+from tests.load_targets import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -30,6 +32,11 @@ CANARY = ["shop"]
 REVISION_ANNOTATION = "meshtune.io/istio-revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 UPGRADE = {"istio_revision": NEW, "istio_previous_revision": OLD, "istio_canary_tag": TAG}
+# The verify gate with the local engine: 2 s at 50 requests/s against a server answering in 2 ms.
+GATE = {"meshtune_upgrade_gate_tasks": "gates/verify.yml", "verify_engine": "local",
+        "verify_baseline": False, "verify_qps": 50, "verify_connections": 2, "verify_duration": "2s",
+        "verify_warmup": "0s"}
+REACHABLE = {"p50_ms": 500, "success_rate": 0.99}
 
 
 def workload(kind: str, namespace: str, name: str) -> dict:
@@ -119,16 +126,26 @@ def rolled_back(canary, installed):
 
 
 @pytest.fixture(scope="module")
-def failed_gate(rolled_back, installed):
-    gate = installed.tmp / "failing_gate.yml"
-    gate.write_text("- name: Judge the canary\n  ansible.builtin.fail:\n    msg: p99 over target\n")
-    result = installed.play("upgrade.yml", {**UPGRADE, "meshtune_upgrade_gate_tasks": str(gate)})
+def canary_service():
+    with running("delay", "--base", "0.002") as url:
+        yield url
+
+
+def verify_gate(installed, url: str, targets: dict) -> dict:
+    return {**UPGRADE, **GATE, "verify_url": url, "verify_targets": targets,
+            "meshtune_report_dir": str(installed.tmp / "reports")}
+
+
+@pytest.fixture(scope="module")
+def failed_gate(rolled_back, installed, canary_service):
+    result = installed.play("upgrade.yml", verify_gate(installed, canary_service,
+                                                       {**REACHABLE, "p50_ms": 0.0001}))
     return result, installed.labels(), installed.pod_annotations()
 
 
 @pytest.fixture(scope="module")
-def promoted(failed_gate, installed):
-    first = succeeded(installed.play("upgrade.yml", UPGRADE))
+def promoted(failed_gate, installed, canary_service):
+    first = succeeded(installed.play("upgrade.yml", verify_gate(installed, canary_service, REACHABLE)))
     after = (installed.labels(), installed.pod_annotations())
     second = succeeded(installed.play("upgrade.yml", UPGRADE))
     return first, second, after
@@ -180,8 +197,11 @@ def test_failed_gate_rolls_the_canary_back(failed_gate, installed):
     result, labels, annotations = failed_gate
     assert result.returncode != 0
     output = " ".join(result.stdout.split())
-    assert "failed at 'Judge the canary' (p99 over target). Rolled back: shop are on 1-29-6 again" \
-        in output.replace("''", "'")
+    assert "failed at 'Fail the play on a missed target'" in output.replace("''", "'")
+    assert "1 of 2 targets missed: p50_ms" in output
+    assert "Rolled back: shop are on 1-29-6 again" in output
+    report = json.loads((installed.tmp / "reports" / HOST / "latest" / "report.json").read_text())
+    assert report["checks_passed"] is False
     assert labels == dict.fromkeys(NAMESPACES, OLD)
     assert annotations["shop/web"][REVISION_ANNOTATION] == OLD
     assert installed.values("istio-base")["defaultRevision"] == OLD
