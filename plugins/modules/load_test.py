@@ -578,6 +578,11 @@ def run_fortio(module, params, spec, log):
     output, failure = fortio_job.execute(module, spec, log.write)
     if failure:
         module.fail_json(msg=failure, **output)
+    finish(module, params, log, output)
+
+
+def finish(module, params, log, output):
+    """Write the result file when asked (and there is a result), then exit with `output`."""
     if params["result_file"] and "result" in output:
         try:
             write_result_file(params["result_file"], output["result"])
@@ -616,16 +621,7 @@ def main():
               "achieved={achieved_qps}/s errors={errors}".format(**summary))
     output = {"changed": False, "result": result, "summary": summary,
               "errors": {kind: run.error_kinds.get(kind, 0) for kind in ERROR_KINDS}}
-    if params["result_file"]:
-        try:
-            write_result_file(params["result_file"], result)
-        except OSError as err:
-            module.fail_json(msg=f"result_file: cannot write {params['result_file']}: {err}",
-                             **output)
-        output["result_file"] = params["result_file"]
-    if log.failed is not None:
-        module.warn(f"progress_file: could not append progress lines: {log.failed}")
-    module.exit_json(**output)
+    finish(module, params, log, output)
 
 
 if __name__ == "__main__":

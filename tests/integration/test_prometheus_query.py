@@ -9,24 +9,22 @@ answer slowly, with errors or over TLS.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import math
 import socket
 import ssl
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.modules import prometheus_query
 from tests.ansible_runner import run_module
 from tests.conftest import require_program
+from tests.http_stub import QuietHandler, StubServer, serving
 from tests.module_harness import call_module
 
 pytestmark = pytest.mark.integration
@@ -111,13 +109,11 @@ def prometheus(tmp_path_factory):
     log.close()
 
 
-class Recorder(ThreadingHTTPServer):
+class Recorder(StubServer):
     """Answers every POST with a configured status and body after a delay; remembers requests."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), RecordingHandler)
+        super().__init__(RecordingHandler)
         self.requests = []
         self.status = 200
         scalar = {"resultType": "scalar", "result": [1714564800, "0.25"]}
@@ -125,12 +121,8 @@ class Recorder(ThreadingHTTPServer):
         self.content_type = "application/json"
         self.delay = 0.0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class RecordingHandler(BaseHTTPRequestHandler):
+class RecordingHandler(QuietHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
@@ -138,26 +130,7 @@ class RecordingHandler(BaseHTTPRequestHandler):
         self.server.requests.append({"path": self.path, "headers": headers,
                                      "form": {k: v[0] for k, v in form.items()}})
         time.sleep(self.server.delay)
-        body = self.server.body.encode()
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", self.server.content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@contextlib.contextmanager
-def serving(server: Recorder):
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+        self.reply(self.server.status, self.server.content_type, self.server.body.encode())
 
 
 @pytest.fixture

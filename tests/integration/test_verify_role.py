@@ -10,12 +10,9 @@ Every load is 3 s at 50 requests/s.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,6 +20,7 @@ import pytest
 import yaml
 
 from tests.ansible_runner import REPO_ROOT, run_playbook
+from tests.http_stub import QuietHandler, StubServer, serving
 from tests.load_targets import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -127,7 +125,7 @@ def test_bad_inputs_fail_before_any_load(host_vars, expected, tmp_path):
     assert not (tmp_path / "reports").exists()
 
 
-class FakePrometheus(BaseHTTPRequestHandler):
+class FakePrometheus(QuietHandler):
     """Answers instant queries by what they measure and range queries with two points; records
     every request's form fields in the server's `requests` list."""
 
@@ -148,28 +146,13 @@ class FakePrometheus(BaseHTTPRequestHandler):
             at = float(form["time"])
             data = {"resultType": "vector",
                     "result": [] if value is None else [{"metric": {}, "value": [at, str(value)]}]}
-        body = json.dumps({"status": "success", "data": data}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.reply(200, "application/json", json.dumps({"status": "success", "data": data}).encode())
 
 
-@contextlib.contextmanager
 def fake_prometheus():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakePrometheus)
+    server = StubServer(FakePrometheus)
     server.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(server)
 
 
 def test_proxy_figures_come_from_prometheus_over_the_mesh_window(servers, tmp_path):

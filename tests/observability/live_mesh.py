@@ -16,9 +16,9 @@ value:
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.http_stub import MetricsEndpoint
 
 NAMESPACE = "shop"
 WORKLOAD = "web"
@@ -92,38 +92,16 @@ def exposition(elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-class LiveMeshExporter:
+class LiveMeshExporter(MetricsEndpoint):
     """Serves exposition(now - start) on 127.0.0.1:<port>/metrics while in a `with` block."""
 
     def __init__(self):
+        super().__init__("/metrics")
         self.started = None
-        exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != "/metrics":
-                    self.send_error(404)
-                    return
-                body = exposition(time.time() - exporter.started).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def body(self) -> str:
+        return exposition(time.time() - self.started)
 
     def __enter__(self) -> LiveMeshExporter:
         self.started = time.time()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        return super().__enter__()
