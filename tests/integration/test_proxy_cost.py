@@ -11,6 +11,7 @@ the figures: limits above them pass, limits below them fail with the table.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -147,7 +148,7 @@ def test_figures_are_judged_against_proxy_targets(scraped, tmp_path):
 def test_a_workload_without_data_gives_nan_and_misses_its_target(scraped, tmp_path):
     data = measure(tmp_path, scraped, {"proxy_memory_mib": 1000}, verify_proxy_workload="nonexistent")
     figures = data["figures"]
-    assert all(figures[key] != figures[key] for key in ("cpu_per_1k_rps", "memory_mib",
-                                                         "memory_growth_mib_per_min"))  # NaN
+    workload_figures = ("cpu_per_1k_rps", "memory_mib", "memory_growth_mib_per_min")
+    assert all(math.isnan(figures[key]) for key in workload_figures)
     assert data["judged"]["failed"] is True
     assert data["judged"]["checks"][0]["ok"] is False
