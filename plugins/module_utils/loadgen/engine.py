@@ -1,6 +1,6 @@
 # Copyright: meshtune contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""The local load engine: open-loop, constant-rate HTTP/1.1 requests from asyncio event loops.
+"""The local load engine: open-loop, constant-rate HTTP/1.1 requests from one selector per process.
 
 Open loop, because a closed loop hides stalls. A client that waits for each answer before it
 sends the next request sends nothing while the server stalls, so the stall shows up as one slow
@@ -9,18 +9,23 @@ request and a lower rate instead of as the hundreds of requests that were due du
 its latency is counted from that intended send time: a request that waited for a free connection
 because the server stalled is charged the wait.
 
-An event loop and a small HTTP/1.1 client protocol, because that is what reaches the rates
-accurately in Python: threads with http.client spend their time on the GIL and on header
-parsing, and their sleeps wake up late. Each request is driven by callbacks (the protocol that
-reads the last byte of a response records it and sends the connection's next request), with no
-task or future per request, and latencies are recorded into the histograms in batches. Open-loop
-runs use select(), whose timeout has microsecond resolution, where epoll rounds every timeout up
-to a whole millisecond; every late wake-up would be charged to latency. select() handles
-descriptors below 1024, so a process with more than SELECT_LIMIT connections, and closed-loop
-runs, which have no send times to keep, use the platform's default selector.
+One process drives many non-blocking keep-alive connections from one selector, because that
+is what reaches the rates accurately in Python: threads with http.client spend their time on the
+GIL and on header parsing, and their sleeps wake up late. For http://, each connection's socket
+is read and written directly (_PlainSlot, _SelectorDriver): the call that reads the last byte of
+a response records it and sends the connection's next request, with no event loop, transport,
+task or callback handle per request, and latencies are recorded into the histograms in batches.
+That takes about a third of the CPU time per request that asyncio's transports and protocols
+took. https:// runs on an asyncio event loop, whose SSL transports do the TLS
+(_Connection, _AsyncioDriver); the schedule, the bookkeeping (_Slot, _Run) and the response
+parser (_ResponseReader) are the same for both. Open-loop runs wait with select(), whose timeout
+has microsecond resolution, where epoll rounds every timeout up to a whole millisecond; every
+late wake-up would be charged to latency. select() handles descriptors below 1024, so a process
+with more than SELECT_LIMIT connections, and closed-loop runs, which have no send times to keep,
+use the platform's default selector.
 
 Worker processes: one interpreter tops out at a few ten thousand requests per second on one
-core, so a run can be split over `workers` processes, each with its own event loop and its share
+core, so a run can be split over `workers` processes, each with its own selector and its share
 of the connections. Worker k of W takes the requests whose index is k modulo W, so together they
 send exactly the constant-rate schedule; all start at one instant on the system-wide monotonic
 clock. Their figures merge exactly (histograms add bucket by bucket, counts add) and the
@@ -44,8 +49,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import asyncio
+import collections
 import contextlib
 import datetime
+import errno
 import math
 import os
 import pickle
@@ -81,6 +88,10 @@ RECORD_BATCH = 512
 # Parsed response heads kept per run: servers send the same head again and again, except for
 # the Date header, which changes once a second.
 HEAD_CACHE_SIZE = 64
+# Bytes asked of the kernel per read of a plain connection.
+RECEIVE_SIZE = 1 << 16
+# The clock of the schedule, the same in every process: what asyncio's loop.time() reads too.
+_clock = time.monotonic
 
 
 def is_ok_code(code):
@@ -229,19 +240,15 @@ class _Expired(Exception):
     """No complete response within the request timeout."""
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection carrying one request at a time. It tells its slot the
-    outcome of each request (`_Slot.finished`) from the callback that read the response's last
-    byte or saw the connection fail: no future and no task wake-up per request."""
+class _ResponseReader:
+    """Reads the responses of one connection, one at a time, from the bytes as they arrive,
+    whatever their split: `begin` before each request, `feed` with each piece of bytes (True
+    once the response is complete, _ProtocolError if the bytes are not HTTP/1.x), and
+    `ends_with_close` when the connection ends. Both transports use it."""
 
-    def __init__(self, slot, head, head_cache):
-        self.slot = slot
-        self.head = head
+    def __init__(self, head_request, head_cache):
+        self.head_request = head_request
         self.head_cache = head_cache
-        self.transport = None
-        self.busy = False
-        self.deadline = 0.0
-        self.reusable = True
         self.buffer = bytearray()
         self.code = None
         self.mode = None
@@ -251,73 +258,19 @@ class _Connection(asyncio.Protocol):
         self.chunk_pos = 0
         self.in_trailer = False
 
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def send(self, request, deadline):
+    def begin(self):
         if self.buffer:
             self.buffer.clear()
         self.mode = None
         self.received = 0
-        self.deadline = deadline
-        self.busy = True
-        self.transport.write(request)
 
-    def overdue(self, now):
-        return self.busy and now >= self.deadline
+    def ends_with_close(self):
+        """Whether the end of the connection completes the response (a body without length)."""
+        return self.mode == "close"
 
-    def expire(self):
-        self._fail(_Expired())
-
-    def close(self):
-        self.reusable = False
-        self.busy = False
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _settle(self, code, error):
-        self.busy = False
-        self.slot.finished(code, error)
-
-    def _fail(self, error):
-        self.reusable = False
-        if self.transport is not None:
-            self.transport.abort()
-        if self.busy:
-            self._settle(SOCKET_ERROR, error)
-
-    def data_received(self, data):
-        if not self.busy:
-            self._fail(_ProtocolError("bytes arrived with no request outstanding"))
-            return
-        self.received += len(data)
-        try:
-            done = self._feed(data)
-        except _ProtocolError as err:
-            self._fail(err)
-            return
-        if done:
-            if not self.keep_alive:
-                self.reusable = False
-                self.transport.close()
-            self._settle(self.code, None)
-
-    def eof_received(self):
-        return False  # let the transport close; connection_lost settles the request
-
-    def connection_lost(self, exc):
-        self.reusable = False
-        if not self.busy:
-            return
-        if exc is None and self.mode == "close":
-            self._settle(self.code, None)
-        elif exc is None:
-            self._settle(SOCKET_ERROR, _ClosedEarly(self.received))
-        else:
-            self._settle(SOCKET_ERROR, exc)
-
-    def _feed(self, data):
+    def feed(self, data):
         """True when the response is complete."""
+        self.received += len(data)
         if self.mode == "length":
             self.remaining -= len(data)
             if self.remaining < 0:
@@ -370,7 +323,7 @@ class _Connection(asyncio.Protocol):
         head before (it usually has: only its Date changes, once a second)."""
         parsed = self.head_cache.get(head)
         if parsed is None:
-            parsed = _read_head(head, self.head)
+            parsed = _read_head(head, self.head_request)
             if len(self.head_cache) >= HEAD_CACHE_SIZE:
                 self.head_cache.clear()
             self.head_cache[head] = parsed
@@ -525,11 +478,11 @@ def _shares(spec, plan, workers):
 
 
 class _Slot:
-    """One connection's place in the run: takes the due requests in order, one at a time."""
+    """One connection's place in the run: takes the due requests in order, one at a time. The
+    driver's subclass sends each request (`send`) and reports its outcome (`finished`)."""
 
     def __init__(self, run):
         self.run = run
-        self.connection = None
         self.intended = 0.0
         self.sent = 0.0
         self.measured = False
@@ -537,9 +490,8 @@ class _Slot:
         self.fresh = False
         self.next = self.next_open if run.open_loop else self.next_closed
 
-    def next_open(self):
+    def next_open(self, now):
         run = self.run
-        loop = run.loop
         while True:
             index = run.next_index
             if index >= run.last_index:
@@ -548,19 +500,18 @@ class _Slot:
             run.next_index = index + run.step
             intended = run.t0 + index * run.interval
             measured = index >= run.warmup_requests
-            now = loop.time()
             if intended > now:
-                loop.call_at(intended, self.start, intended, measured)
+                run.wait_until(self, intended, measured)
                 return
             if now - intended > run.timeout:
                 run.not_sent(intended, measured, now)
+                now = _clock()
                 continue
             self.start(intended, measured, now)
             return
 
-    def next_closed(self):
+    def next_closed(self, now):
         run = self.run
-        now = run.loop.time()
         measured = now >= run.measured_start
         if measured:
             if run.deadline is not None and now >= run.deadline:
@@ -573,36 +524,24 @@ class _Slot:
                 run.taken += 1
         self.start(now, measured, now)
 
-    def start(self, intended, measured, now=None):
-        run = self.run
+    def resume(self):
+        """Take the next due request (a timer's callback)."""
+        self.next(_clock())
+
+    def start_due(self, intended, measured):
+        """Send the request due at `intended` (a timer's callback)."""
+        self.start(intended, measured, _clock())
+
+    def start(self, intended, measured, now):
         self.intended = intended
         self.measured = measured
-        self.sent = run.loop.time() if now is None else now
+        self.sent = now
         self.retried = False
-        run.issued += 1
+        self.run.issued += 1
         self.send()
 
     def send(self):
-        connection = self.connection
-        if connection is None or not connection.reusable:
-            self.run.spawn(self.reconnect())
-            return
-        self.fresh = False
-        connection.send(self.run.request, self.sent + self.run.timeout)
-
-    async def reconnect(self):
-        run = self.run
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-        try:
-            connection = await run.connect(self, self.sent + run.timeout)
-        except (OSError, asyncio.TimeoutError) as err:
-            self.finished(SOCKET_ERROR, err)
-            return
-        self.connection = connection
-        self.fresh = True
-        connection.send(run.request, self.sent + run.timeout)
+        raise NotImplementedError
 
     def finished(self, code, error):
         """The outcome of the current request: record it and go on with the next one."""
@@ -617,24 +556,290 @@ class _Slot:
                 self.send()
                 return
             kind = _error_kind(error)
-        self.run.record(self, code, kind)
-        self.next()
+        self.next(self.run.record(self, code, kind))
+
+
+class _PlainSlot(_Slot):
+    """A slot of an http:// run that is its own connection: one non-blocking socket, which the
+    run's selector reports readable or writable to `readable` and `writable`. A response is read
+    and the next request sent in that one call: no transport, buffer or callback in between."""
+
+    def __init__(self, run, driver):
+        super().__init__(run)
+        self.driver = driver
+        self.selector = driver.selector
+        self.sock = None
+        self.connecting = False
+        self.busy = False
+        self.deadline = 0.0
+        self.unsent = None
+        self.reader = _ResponseReader(run.head, run.head_cache)
+
+    def open(self):
+        """Start connecting without waiting; OSError when that fails at once. The selector
+        reports the outcome as writable."""
+        family, address = self.run.address
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            error = sock.connect_ex(address)
+            if error not in (0, errno.EINPROGRESS):
+                raise OSError(error, os.strerror(error))
+            self.selector.register(sock, selectors.EVENT_WRITE, self)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.connecting = True
+
+    def send(self):
+        if self.sock is not None:
+            self.fresh = False
+            self.transmit()
+            return
+        self.fresh = True
+        self.busy = True
+        self.deadline = self.sent + self.run.timeout
+        if self.deadline <= _clock():
+            self.driver.fail_soon(self, _Expired())
+            return
+        try:
+            self.open()
+        except OSError as err:
+            self.driver.fail_soon(self, err)
+
+    def transmit(self):
+        self.reader.begin()
+        self.busy = True
+        self.deadline = self.sent + self.run.timeout
+        request = self.run.request
+        try:
+            written = self.sock.send(request)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as err:
+            self.fail(err)
+            return
+        if written < len(request):
+            self.unsent = memoryview(request)[written:]
+            self.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+
+    def writable(self):
+        sock = self.sock
+        if self.connecting:
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                self.fail(OSError(error, os.strerror(error)))
+                return
+            self.connecting = False
+            self.run.sockets += 1
+            self.selector.modify(sock, selectors.EVENT_READ, self)
+            if self.busy:
+                self.transmit()
+            return
+        try:
+            written = sock.send(self.unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:
+            self.fail(err)
+            return
+        self.unsent = self.unsent[written:]
+        if not self.unsent:
+            self.unsent = None
+            self.selector.modify(sock, selectors.EVENT_READ, self)
+
+    def readable(self):
+        try:
+            data = self.sock.recv(RECEIVE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:
+            self.fail(err)
+            return
+        if not data:
+            self.ended()
+            return
+        if not self.busy:
+            self.fail(_ProtocolError("bytes arrived with no request outstanding"))
+            return
+        reader = self.reader
+        try:
+            done = reader.feed(data)
+        except _ProtocolError as err:
+            self.fail(err)
+            return
+        if done:
+            if not reader.keep_alive or self.unsent is not None:
+                # An answer before the whole request went out: the rest would read as the next.
+                self.close()
+            self.busy = False
+            self.finished(reader.code, None)
+
+    def ended(self):
+        """The server closed the connection: the end of a body without length, or an error."""
+        self.close()
+        if self.busy:
+            self.busy = False
+            if self.reader.ends_with_close():
+                self.finished(self.reader.code, None)
+            else:
+                self.finished(SOCKET_ERROR, _ClosedEarly(self.reader.received))
+
+    def fail(self, error):
+        self.close()
+        if self.busy:
+            self.busy = False
+            self.finished(SOCKET_ERROR, error)
+
+    def expire_if_overdue(self, now):
+        # Busy without a socket: its connection failed and the failure waits in fail_soon.
+        if self.busy and now >= self.deadline and self.sock is not None:
+            self.fail(_Expired())
+
+    def close(self):
+        sock = self.sock
+        if sock is not None:
+            self.sock = None
+            self.connecting = False
+            self.unsent = None
+            self.selector.unregister(sock)
+            sock.close()
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection of an https:// run, as an asyncio protocol over a TLS
+    transport, carrying one request at a time. It tells its slot the outcome of each request
+    (`_Slot.finished`) from the callback that read the response's last byte or saw the
+    connection fail: no future and no task wake-up per request."""
+
+    def __init__(self, slot, reader):
+        self.slot = slot
+        self.reader = reader
+        self.transport = None
+        self.busy = False
+        self.deadline = 0.0
+        self.reusable = True
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def send(self, request, deadline):
+        self.reader.begin()
+        self.deadline = deadline
+        self.busy = True
+        self.transport.write(request)
+
+    def overdue(self, now):
+        return self.busy and now >= self.deadline
+
+    def expire(self):
+        self._fail(_Expired())
+
+    def close(self):
+        self.reusable = False
+        self.busy = False
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _settle(self, code, error):
+        self.busy = False
+        self.slot.finished(code, error)
+
+    def _fail(self, error):
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.abort()
+        if self.busy:
+            self._settle(SOCKET_ERROR, error)
+
+    def data_received(self, data):
+        if not self.busy:
+            self._fail(_ProtocolError("bytes arrived with no request outstanding"))
+            return
+        try:
+            done = self.reader.feed(data)
+        except _ProtocolError as err:
+            self._fail(err)
+            return
+        if done:
+            if not self.reader.keep_alive:
+                self.reusable = False
+                self.transport.close()
+            self._settle(self.reader.code, None)
+
+    def eof_received(self):
+        return False  # let the transport close; connection_lost settles the request
+
+    def connection_lost(self, exc):
+        self.reusable = False
+        if not self.busy:
+            return
+        if exc is None and self.reader.ends_with_close():
+            self._settle(self.reader.code, None)
+        elif exc is None:
+            self._settle(SOCKET_ERROR, _ClosedEarly(self.reader.received))
+        else:
+            self._settle(SOCKET_ERROR, exc)
+
+
+class _TlsSlot(_Slot):
+    """A slot of an https:// run: its connections are _Connection protocols on an asyncio
+    event loop, opened by a task (connecting is the slow path)."""
+
+    def __init__(self, run, driver):
+        super().__init__(run)
+        self.driver = driver
+        self.connection = None
+
+    def send(self):
+        connection = self.connection
+        if connection is None or not connection.reusable:
+            self.driver.spawn(self.reconnect())
+            return
+        self.fresh = False
+        connection.send(self.run.request, self.sent + self.run.timeout)
+
+    async def reconnect(self):
+        run = self.run
+        self.close()
+        self.fresh = True
+        try:
+            connection = await self.driver.connect(self, self.sent + run.timeout)
+        except (OSError, asyncio.TimeoutError) as err:
+            self.finished(SOCKET_ERROR, err)
+            return
+        self.connection = connection
+        connection.send(run.request, self.sent + run.timeout)
+
+    def expire_if_overdue(self, now):
+        connection = self.connection
+        if connection is not None and connection.overdue(now):
+            connection.expire()
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 class _Run:
-    """One worker's part of a run, inside its event loop."""
+    """One worker's part of a run: its share of the schedule and its figures. A driver moves
+    the bytes: _SelectorDriver for http://, _AsyncioDriver for https://."""
 
     def __init__(self, spec, target, address, loop, plan, share):
         self.spec = spec
         self.target = target
         self.address = address
-        self.loop = loop
         self.plan = plan
         self.request = build_request(target, spec.method, spec.headers, spec.body)
         self.head = spec.method == "HEAD"
         self.retry_stale = spec.method in IDEMPOTENT_METHODS
         self.head_cache = {}
         self.timeout = spec.timeout
+        # Requests are expired by a sweep over the slots this often, instead of by a timer each.
+        self.sweep_tick = min(0.05, spec.timeout / TIMEOUT_TICKS)
         self.ssl_context = _ssl_context(target, spec.validate_certs)
         self.open_loop = plan.open_loop
         self.interval = plan.interval
@@ -645,8 +850,12 @@ class _Run:
         self.step = share.workers
         self.quota = share.requests
         self.taken = 0
-        self.slots = [_Slot(self) for _slot in range(share.connections)]
-        self.tasks = set()
+        if self.ssl_context is None:
+            self.driver = _SelectorDriver(self, _new_selector(plan, share.connections))
+        else:
+            self.driver = _AsyncioDriver(self, loop)
+        self.wait_until = self.driver.wait_until
+        self.slots = [self.driver.new_slot() for _slot in range(share.connections)]
         self.latencies = []
         self.service_times = []
         self.histogram = Histogram()
@@ -666,105 +875,47 @@ class _Run:
         self.measured_start = None
         self.deadline = None
         self.active = 0
-        self.finished = None
 
     async def run(self, start=None, progress=None, parent=None):
         """Connect, wait for the start instant (`start()` returns it; default: now), send, and
         return this worker's figures (see _combine). `progress(tick, snapshot)` is called every
         progress interval; `parent`, a socket that only ever becomes readable when the parent
         process is gone, ends the run early."""
-        loop = self.loop
-        await asyncio.gather(*(self._preconnect(slot) for slot in self.slots))
-        self.t0 = start() if start is not None else loop.time() + START_LEAD
-        self.measured_start = self.plan.measured_start(self.t0)
-        self.deadline = self.plan.deadline(self.t0)
-        self.finished = loop.create_future()
-        self.active = len(self.slots)
-        loop.set_exception_handler(self._on_loop_error)
-        helpers = [loop.create_task(self._watchdog())]
-        if progress is not None and self.spec.progress_interval > 0:
-            helpers.append(loop.create_task(self._progress(progress)))
-        if parent is not None:
-            loop.add_reader(parent.fileno(), self._abandon, "the parent process is gone")
-        for slot in self.slots:
-            loop.call_at(self.t0, slot.next)
-        if not self.slots:
-            self.finished.set_result(None)
-        try:
-            await self.finished
-        finally:
-            if parent is not None:
-                loop.remove_reader(parent.fileno())
-            for task in [*helpers, *self.tasks]:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for slot in self.slots:
-                if slot.connection is not None:
-                    slot.connection.close()
-        return self._report(loop.time())
+        if progress is not None and self.spec.progress_interval <= 0:
+            progress = None
+        end = await self.driver.drive(start, progress, parent)
+        return self._report(end)
 
-    def spawn(self, coroutine):
-        """A task for the slow paths (connecting); kept until done so that it is not lost."""
-        task = self.loop.create_task(coroutine)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def begin(self, t0):
+        """The clock starts: the first requests are due at t0."""
+        self.t0 = t0
+        self.measured_start = self.plan.measured_start(t0)
+        self.deadline = self.plan.deadline(t0)
+        self.active = len(self.slots)
 
     def slot_done(self):
         self.active -= 1
-        if self.active == 0 and not self.finished.done():
-            self.finished.set_result(None)
+        if self.active == 0:
+            self.driver.stop()
 
-    def _abandon(self, reason):
-        if not self.finished.done():
-            self.finished.set_exception(LoadError(reason))
-
-    def _on_loop_error(self, loop, context):
-        """A failure inside a callback would otherwise only be logged and the run would wait
-        for it forever: end the run with it. OS errors on transports are counted per request."""
-        error = context.get("exception")
-        if isinstance(error, Exception) and not isinstance(error, OSError) and \
-                self.finished is not None and not self.finished.done():
-            self.finished.set_exception(error)
-            return
-        loop.default_exception_handler(context)
-
-    async def connect(self, slot, deadline):
-        loop = self.loop
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise asyncio.TimeoutError()
-        family, address = self.address
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await asyncio.wait_for(loop.sock_connect(sock, address), remaining)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError()
-            _transport, connection = await asyncio.wait_for(loop.create_connection(
-                lambda: _Connection(slot, self.head, self.head_cache), sock=sock,
-                ssl=self.ssl_context,
-                server_hostname=self.target.host if self.ssl_context else None), remaining)
-        except BaseException:
-            sock.close()
-            raise
-        self.sockets += 1
-        return connection
-
-    async def _preconnect(self, slot):
-        """Open the connections before the clock starts; failures count later, per request."""
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            slot.connection = await self.connect(slot, self.loop.time() + self.timeout)
+    def sweep(self, now):
+        """Expire overdue requests. One sweep every TIMEOUT_TICKS-th of the timeout (at most
+        every 50 ms) instead of a timer per request: at thousands of requests per second the
+        timers would cost more than the sweep over the connections."""
+        for slot in self.slots:
+            slot.expire_if_overdue(now)
 
     def record(self, slot, code, kind):
-        done = self.loop.time()
+        """The outcome of the slot's request; returns the time it was recorded at, which is when
+        a closed loop sends the next request."""
+        done = _clock()
         if not slot.measured:
             self.warmup_sent += 1
-            return
+            return done
         latency = done - slot.intended
         self.latencies.append(latency)
-        self.service_times.append(done - slot.sent)
+        sent = slot.sent
+        self.service_times.append(done - sent)
         if not (200 <= code <= 299 or code == 418):
             self.errors_histogram.record(latency)
         codes = self.codes
@@ -772,15 +923,14 @@ class _Run:
         if kind is not None:
             self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
         self.sent += 1
-        sent = slot.sent
         if sent < self.first_send:
             self.first_send = sent
         if sent > self.last_send:
             self.last_send = sent
-        if done > self.last_done:
-            self.last_done = done
+        self.last_done = done
         if len(self.latencies) >= RECORD_BATCH:
             self._flush()
+        return done
 
     def not_sent(self, intended, measured, now):
         """A request more than the timeout late: recorded with its lateness, never sent."""
@@ -802,39 +952,15 @@ class _Run:
         self.latencies = []
         self.service_times = []
 
-    async def _watchdog(self):
-        """Expires overdue requests. One sweep every TIMEOUT_TICKS-th of the timeout (at most
-        every 50 ms) instead of a timer per request: at thousands of requests per second the
-        timers' heap would cost more than the sweep over the connections."""
-        tick = min(0.05, self.timeout / TIMEOUT_TICKS)
-        while True:
-            await asyncio.sleep(tick)
-            now = self.loop.time()
-            for slot in self.slots:
-                connection = slot.connection
-                if connection is not None and connection.overdue(now):
-                    connection.expire()
-
-    def _snapshot(self, now):
+    def snapshot(self, now):
         self._flush()
         return {"elapsed": now - self.t0, "measured": now >= self.measured_start,
                 "issued": self.issued, "sent": self.sent,
                 "errors": self.errors_histogram.count, "histogram": self.histogram.copy()}
 
-    async def _progress(self, report):
-        loop = self.loop
-        interval = self.spec.progress_interval
-        tick = 0
-        while True:
-            tick += 1
-            delay = self.t0 + tick * interval - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            report(tick, self._snapshot(loop.time()))
-
     def _report(self, end):
         """This worker's figures, as _combine takes them (plain data: it may cross processes)."""
-        snapshot = self._snapshot(end)
+        snapshot = self.snapshot(end)
         return {
             "t0": self.t0, "end": end, "snapshot": snapshot,
             "histogram": self.histogram, "errors_histogram": self.errors_histogram,
@@ -844,6 +970,246 @@ class _Run:
             "first_send": self.first_send, "last_send": self.last_send,
             "last_done": self.last_done,
         }
+
+
+class _SelectorDriver:
+    """Runs an http:// run's slots (_PlainSlot) from one selector, in this call: the selector
+    reports each socket to its slot, whose handler reads the response and sends the next
+    request. Open loop, the requests that wait for their due time queue in `due` in time order
+    (they are handed out in index order, so appending keeps the queue sorted) and the selector
+    waits until the first of them; the timeout sweep and progress ticks share that wait."""
+
+    def __init__(self, run, selector):
+        self.run = run
+        self.selector = selector
+        self.due = collections.deque()
+        self.failures = []
+
+    def new_slot(self):
+        return _PlainSlot(self.run, self)
+
+    def wait_until(self, slot, when, measured):
+        self.due.append((when, slot, measured))
+
+    def fail_soon(self, slot, error):
+        """A connection that failed as it was being opened, reported from the loop rather than
+        from inside the send: a closed loop against a refused port would recurse otherwise."""
+        self.failures.append((slot, error))
+
+    def stop(self):
+        """The loop in `_serve` ends by itself once no slot is active."""
+
+    async def drive(self, start, progress, parent):
+        """A coroutine only to share the entry with _AsyncioDriver: it never waits on an event
+        loop."""
+        run = self.run
+        try:
+            self._preconnect()
+            run.begin(start() if start is not None else _clock() + START_LEAD)
+            if parent is not None:
+                self.selector.register(parent, selectors.EVENT_READ, None)
+            self._wait_for_start()
+            self._serve(progress)
+            return _clock()
+        finally:
+            for slot in run.slots:
+                slot.close()
+            self.selector.close()
+
+    def _preconnect(self):
+        """Open the connections before the clock starts; failures count later, per request."""
+        slots = self.run.slots
+        limit = _clock() + self.run.timeout
+        for slot in slots:
+            with contextlib.suppress(OSError):
+                slot.open()
+        while any(slot.connecting for slot in slots):
+            remaining = limit - _clock()
+            if remaining <= 0:
+                break
+            self._dispatch(self.selector.select(remaining))
+        for slot in slots:
+            if slot.connecting:
+                slot.close()
+
+    def _wait_for_start(self):
+        """Until the start instant, when every slot takes its first request."""
+        run = self.run
+        while True:
+            now = _clock()
+            if now >= run.t0:
+                break
+            self._dispatch(self.selector.select(run.t0 - now))
+        for slot in run.slots:
+            slot.next(_clock())
+
+    def _serve(self, progress):
+        """Send and read until every slot is done."""
+        run = self.run
+        select = self.selector.select
+        dispatch = self._dispatch
+        due = self.due
+        tick = run.sweep_tick
+        interval = run.spec.progress_interval
+        next_sweep = _clock() + tick
+        ticks = 0
+        next_progress = run.t0 + interval if progress is not None else math.inf
+        while run.active:
+            if self.failures:
+                failures, self.failures = self.failures, []
+                for slot, error in failures:
+                    slot.fail(error)
+            now = _clock()
+            while due and due[0][0] <= now:
+                intended, slot, measured = due.popleft()
+                slot.start(intended, measured, now)
+                now = _clock()
+            if now >= next_sweep:
+                run.sweep(now)
+                next_sweep = now + tick
+            if now >= next_progress:
+                ticks += 1
+                progress(ticks, run.snapshot(now))
+                next_progress = run.t0 + (ticks + 1) * interval
+            if not run.active:
+                break
+            wake = now if self.failures else min(next_sweep, next_progress)
+            if due and due[0][0] < wake:
+                wake = due[0][0]
+            dispatch(select(max(wake - _clock(), 0.0)))
+
+    @staticmethod
+    def _dispatch(events):
+        for key, mask in events:
+            slot = key.data
+            if slot is None:
+                raise LoadError("the parent process is gone")
+            sock = key.fileobj
+            if sock is not slot.sock:
+                continue  # closed (and perhaps replaced) earlier in this batch
+            if mask & selectors.EVENT_WRITE:
+                slot.writable()
+                if sock is not slot.sock:
+                    continue
+            if mask & selectors.EVENT_READ:
+                slot.readable()
+
+
+class _AsyncioDriver:
+    """Runs an https:// run's slots (_TlsSlot) on an asyncio event loop, whose SSL transports
+    do the TLS: timers for due requests, a task per connection being opened, a watchdog task
+    for the timeout sweep."""
+
+    def __init__(self, run, loop):
+        self.run = run
+        self.loop = loop
+        self.tasks = set()
+        self.finished = None
+
+    def new_slot(self):
+        return _TlsSlot(self.run, self)
+
+    def wait_until(self, slot, when, measured):
+        self.loop.call_at(when, slot.start_due, when, measured)
+
+    def stop(self):
+        if self.finished is not None and not self.finished.done():
+            self.finished.set_result(None)
+
+    async def drive(self, start, progress, parent):
+        run = self.run
+        loop = self.loop
+        await asyncio.gather(*(self._preconnect(slot) for slot in run.slots))
+        run.begin(start() if start is not None else loop.time() + START_LEAD)
+        self.finished = loop.create_future()
+        loop.set_exception_handler(self._on_loop_error)
+        helpers = [loop.create_task(self._watchdog())]
+        if progress is not None:
+            helpers.append(loop.create_task(self._progress(progress)))
+        if parent is not None:
+            loop.add_reader(parent.fileno(), self._abandon, "the parent process is gone")
+        for slot in run.slots:
+            loop.call_at(run.t0, slot.resume)
+        if not run.slots:
+            self.finished.set_result(None)
+        try:
+            await self.finished
+        finally:
+            if parent is not None:
+                loop.remove_reader(parent.fileno())
+            for task in [*helpers, *self.tasks]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for slot in run.slots:
+                slot.close()
+        return loop.time()
+
+    def spawn(self, coroutine):
+        """A task for the slow paths (connecting); kept until done so that it is not lost."""
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _abandon(self, reason):
+        if not self.finished.done():
+            self.finished.set_exception(LoadError(reason))
+
+    def _on_loop_error(self, loop, context):
+        """A failure inside a callback would otherwise only be logged and the run would wait
+        for it forever: end the run with it. OS errors on transports are counted per request."""
+        error = context.get("exception")
+        if isinstance(error, Exception) and not isinstance(error, OSError) and \
+                self.finished is not None and not self.finished.done():
+            self.finished.set_exception(error)
+            return
+        loop.default_exception_handler(context)
+
+    async def connect(self, slot, deadline):
+        run = self.run
+        loop = self.loop
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise asyncio.TimeoutError()
+        family, address = run.address
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, address), remaining)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError()
+            reader = _ResponseReader(run.head, run.head_cache)
+            _transport, connection = await asyncio.wait_for(loop.create_connection(
+                lambda: _Connection(slot, reader), sock=sock, ssl=run.ssl_context,
+                server_hostname=run.target.host), remaining)
+        except BaseException:
+            sock.close()
+            raise
+        run.sockets += 1
+        return connection
+
+    async def _preconnect(self, slot):
+        """Open the connections before the clock starts; failures count later, per request."""
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            slot.connection = await self.connect(slot, self.loop.time() + self.run.timeout)
+
+    async def _watchdog(self):
+        while True:
+            await asyncio.sleep(self.run.sweep_tick)
+            self.run.sweep(self.loop.time())
+
+    async def _progress(self, report):
+        loop = self.loop
+        run = self.run
+        interval = run.spec.progress_interval
+        tick = 0
+        while True:
+            tick += 1
+            delay = run.t0 + tick * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            report(tick, run.snapshot(loop.time()))
 
 
 def _ssl_context(target, validate_certs):
@@ -957,10 +1323,14 @@ def resolve_workers(spec):
     return max(1, workers)
 
 
-def _new_loop(plan, connections):
+def _new_selector(plan, connections):
     if plan.open_loop and connections <= SELECT_LIMIT:
-        return asyncio.SelectorEventLoop(selectors.SelectSelector())
-    return asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        return selectors.SelectSelector()
+    return selectors.DefaultSelector()
+
+
+def _new_loop(plan, connections):
+    return asyncio.SelectorEventLoop(_new_selector(plan, connections))
 
 
 def _close_loop(loop):
