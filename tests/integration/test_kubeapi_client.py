@@ -104,6 +104,29 @@ def test_typed_client_and_selectors(api_client):
     assert gone.value.status == 404
 
 
+def test_workload_specs_get_the_apps_v1_defaults(dyn):
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    created = deployments.create(body=deployment("defaults"), namespace="default").to_dict()
+    assert created["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    assert (created["spec"]["revisionHistoryLimit"], created["spec"]["progressDeadlineSeconds"]) == (10, 600)
+
+    statefulsets = dyn.resources.get(api_version="apps/v1", kind="StatefulSet")
+    body = deployment("db")
+    body.update(kind="StatefulSet")
+    body["spec"]["serviceName"] = "db"
+    stored = statefulsets.create(body=body, namespace="default").to_dict()
+    assert stored["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert stored["spec"]["podManagementPolicy"] == "OrderedReady"
+    # A replace that leaves a defaulted field out gets it again; one that sets it keeps its value.
+    body["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    current = statefulsets.get(name="db", namespace="default")
+    body["metadata"]["resourceVersion"] = current.metadata.resourceVersion
+    replaced = statefulsets.replace(body=body, namespace="default").to_dict()
+    assert replaced["spec"]["updateStrategy"] == {"type": "OnDelete"}
+    assert replaced["spec"]["revisionHistoryLimit"] == 10
+
+
 def test_create_conflict_and_stale_resource_version(dyn):
     configmaps = dyn.resources.get(api_version="v1", kind="ConfigMap")
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cas"},

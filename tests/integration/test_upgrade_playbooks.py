@@ -46,9 +46,7 @@ def workload(kind: str, namespace: str, name: str) -> dict:
     if kind != "DaemonSet":
         spec["replicas"] = 1
     if kind == "StatefulSet":
-        # A real API server defaults updateStrategy; the test server does not, and
-        # kubernetes.core's rollout wait reads it.
-        spec.update(serviceName=name, updateStrategy={"type": "RollingUpdate"})
+        spec["serviceName"] = name
     return {"apiVersion": "apps/v1", "kind": kind,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 

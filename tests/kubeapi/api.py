@@ -32,6 +32,18 @@ from .validation import validate
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+# What apps/v1 defaulting adds to a workload's spec when the client leaves it out (clients such as
+# kubernetes.core's rollout wait read these fields).
+WORKLOAD_SPEC_DEFAULTS = {
+    "Deployment": {"strategy": {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                   "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
+    "StatefulSet": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                    "podManagementPolicy": "OrderedReady", "revisionHistoryLimit": 10},
+    "DaemonSet": {"updateStrategy": {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                  "revisionHistoryLimit": 10},
+}
 SERVER_VERSION = {
     "major": "1", "minor": builtin_schemas.KUBERNETES_VERSION.split(".")[1],
     "gitVersion": f"v{builtin_schemas.KUBERNETES_VERSION}.0", "gitCommit": "meshtune-kubeapi",
@@ -454,8 +466,12 @@ class KubeAPI:
             obj["status"] = {"phase": "Active"}
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
                 obj["metadata"]["name"]
-        elif rtype.kind in WORKLOAD_KINDS and rtype.kind != "DaemonSet":
-            obj.setdefault("spec", {}).setdefault("replicas", 1)
+        elif rtype.kind in WORKLOAD_KINDS:
+            spec = obj.setdefault("spec", {})
+            if rtype.kind != "DaemonSet":
+                spec.setdefault("replicas", 1)
+            for field, value in WORKLOAD_SPEC_DEFAULTS.get(rtype.kind, {}).items():
+                spec.setdefault(field, copy.deepcopy(value))
 
     # UPDATE / PATCH
 
