@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+from ansible.plugins.loader import init_plugin_loader
 
 from tests.kubeapi.harness import KubeAPIServer, start_server
+
+# Ansible's collection finder, installed before any test imports from ansible_collections. Tests
+# that template like Ansible need it; installed only then, it would refuse to import the parts of
+# meshtune.mesh that the tests before them had not imported yet.
+init_plugin_loader([str(Path(__file__).resolve().parents[1] / "build" / "collections")])
 
 
 def require_program(name: str) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar
 
 try:  # ansible-core >= 2.19 only templates strings marked as trusted templates
@@ -24,8 +23,6 @@ except ImportError:  # pragma: no cover - older ansible-core templates every str
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
-
-_plugins_ready = False
 
 
 def role_defaults(role: str) -> dict[str, Any]:
@@ -46,10 +43,6 @@ def _trusted(value: Any) -> Any:
 
 def render_template(role: str, template: str, extra_vars: dict[str, Any] | None = None) -> str:
     """Render roles/<role>/templates/<template> with the role defaults plus inventory vars."""
-    global _plugins_ready
-    if not _plugins_ready:
-        init_plugin_loader()
-        _plugins_ready = True
     role_path = ROLES / role
     variables = _trusted(role_defaults(role))
     variables.update(extra_vars or {})
