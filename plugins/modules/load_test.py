@@ -480,11 +480,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
-    ERROR_KINDS,
-    LoadError,
-    run_load,
-)
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadError, run_load
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import ERROR_KINDS
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
     result_from_run,
     summarize,

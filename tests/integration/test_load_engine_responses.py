@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import engine
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import selector_driver
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     SOCKET_ERROR,
     LoadSpec,
@@ -121,28 +121,20 @@ def run(url: str, **options) -> RunResult:
     return run_load(LoadSpec(url, **options))
 
 
-@pytest.mark.parametrize("size", [1, 3, 7])
-def test_answers_in_small_pieces(size):
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+@pytest.mark.parametrize(("response", "qps"), [
+    pytest.param(OK, 0, id="content-length-closed-loop"),
+    pytest.param(CHUNKED, 200, id="chunked-open-loop"),
+])
+def test_answers_split_across_reads(response, qps, size):
     def answer(conn, _head, _number):
-        dribble(conn, OK, size)
+        dribble(conn, response, size)
         return True
 
     with serving(answer) as (url, seen):
-        result = run(url)
+        result = run(url, qps=qps)
     assert result.codes == {200: 20} and result.error_kinds == {}
     assert len(seen) == 20 and result.sockets == 2
-
-
-@pytest.mark.parametrize("size", [1, 4, 1000])
-def test_chunked_bodies_split_across_reads(size):
-    def answer(conn, _head, _number):
-        dribble(conn, CHUNKED, size)
-        return True
-
-    with serving(answer) as (url, _seen):
-        result = run(url, qps=200)
-    assert result.codes == {200: 20} and result.error_kinds == {}
-    assert result.sockets == 2
 
 
 def test_interim_answers_and_a_head_request():
@@ -235,7 +227,7 @@ def test_a_closed_loop_whose_connections_fail_at_once_counts_every_failure(monke
         def connect_ex(self, address):
             return errno.ENETUNREACH
 
-    monkeypatch.setattr(engine.socket, "socket", Unreachable)
+    monkeypatch.setattr(selector_driver.socket, "socket", Unreachable)
     result = run("http://127.0.0.1:9/", requests=None, duration=0.3, qps=0)
     assert set(result.codes) == {SOCKET_ERROR} and result.sent > 100
     assert result.error_kinds == {"other": result.sent}

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import engine
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import workers as worker_processes
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     LoadError,
     LoadSpec,
@@ -125,14 +126,14 @@ def test_a_worker_that_fails_fails_the_run_with_its_error(monkeypatch):
 
 
 def test_a_worker_that_dies_fails_the_run(monkeypatch):
-    original = engine._worker_main
+    original = worker_processes._worker_main
 
-    def dying(spec, target, address, plan, share, sock):
+    def dying(work, share, sock, with_progress):
         if share.index == 0:
             os._exit(3)
-        original(spec, target, address, plan, share, sock)
+        original(work, share, sock, with_progress)
 
-    monkeypatch.setattr(engine, "_worker_main", dying)
+    monkeypatch.setattr(worker_processes, "_worker_main", dying)
     with load_target("delay") as url:
         started = time.monotonic()
         with pytest.raises(LoadError, match="load worker 1 of 2 exited with status 3 without a result"):

@@ -41,7 +41,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeError,
     auth_argument_spec,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import ERROR_KINDS
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import ERROR_KINDS
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
     go_duration,
     merge_results,

@@ -16,7 +16,8 @@ import os
 import re
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec, parse_url
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.http1 import parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     DNS1123_SUBDOMAIN_RE,
     DURATION_RE,
