@@ -1,50 +1,24 @@
 """meshtune.mesh.load_test with engine fortio against the test API server.
 
-The test server runs no pods, so a background thread plays the Job controller and the kubelet:
-once the Job exists it creates the Job's pods (labels, completion index, owner reference as the
-Job controller sets them), serves each pod's log (a fortio result among fortio's log lines),
-and marks the pods and the Job finished. Each pod's result has its own, known latency samples,
-so the merged percentiles can be checked against one histogram of all samples.
+The test server runs no pods, so a background thread (tests/fortio_cluster.py) plays the Job
+controller and the kubelet. Each pod's result has its own, known latency samples, so the merged
+percentiles can be checked against one histogram of all samples.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import threading
-import time
 
 import pytest
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format, fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import (
-    DEFAULT_PERCENTILES,
-    FortioBuckets,
-    Histogram,
-)
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import DEFAULT_PERCENTILES
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import main
 from tests.ansible_runner import run_module
-from tests.fortio_samples import fortio_result
+from tests.fortio_cluster import NAMESPACE, Cluster, histogram_of, kube_apis, pod_result, samples_for
 from tests.module_harness import call_module
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-NAMESPACE = "load"
-FORTIO_LOG_START = (
-    '{"ts":1764489600.101,"level":"info","r":1,"file":"logger.go","line":254,'
-    '"msg":"Log level is now 3 Info (was 2 Info)"}\n'
-    "Fortio 1.77.0 running at 50 queries per second, 2->2 procs, for 1s: {url}\n"
-    '{"ts":1764489600.102,"level":"info","r":1,"file":"httprunner.go","line":121,'
-    '"msg":"Starting http test","run":0,"url":"{url}","threads":2,"qps":"50.0"}\n'
-    "Starting at 50 qps with 2 thread(s) [gomax 2] for 1s : 25 calls each (total 50 + 0)\n"
-)
-FORTIO_LOG_END = (
-    "All done 50 calls (plus 2 warmup) 2.345 ms avg, 49.9 qps\n"
-    '{"ts":1764489601.2,"level":"info","r":1,"file":"fortio_main.go","line":525,'
-    '"msg":"Successfully wrote 4321 bytes of Json data to stdout"}\n'
-)
 
 
 @pytest.fixture(autouse=True)
@@ -54,159 +28,9 @@ def fast_polling(monkeypatch):
 
 @pytest.fixture(scope="module")
 def apis(kubeapi):
-    api_client = config.new_client_from_config(config_file=str(kubeapi.kubeconfig))
-    core = client.CoreV1Api(api_client)
-    core.create_namespace({"metadata": {"name": NAMESPACE}})
-    return {"core": core, "apps": client.AppsV1Api(api_client), "batch": client.BatchV1Api(api_client),
-            "rbac": client.RbacAuthorizationV1Api(api_client), "raw": api_client}
-
-
-def samples_for(index):
-    """Known latencies (seconds) of one pod: each pod's differ, so merging has to be right."""
-    generator = random.Random(index)
-    low, high = (0.0008, 0.004) if index % 2 == 0 else (0.002, 0.030)
-    return [generator.uniform(low, high) for _sample in range(400 + 100 * index)]
-
-
-def histogram_of(samples):
-    histogram = Histogram(FortioBuckets())
-    for value in samples:
-        histogram.record(value)
-    return histogram
-
-
-def pod_result(index, url):
-    samples = samples_for(index)
-    histogram = histogram_of(samples)
-    result = fortio_result(
-        Labels="meshtune-load", Version="1.77.0", RequestedQPS="50", RequestedDuration="1s",
-        ActualQPS=49.9, ActualDuration=1002000000 + index, NumThreads=2, URL=url,
-        StartTime=f"2026-11-30T08:00:0{index}.5Z",
-        DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
-        ErrorsDurationHistogram=Histogram(FortioBuckets()).export(DEFAULT_PERCENTILES),
-        RetCodes={"200": len(samples) - index, "503": index} if index else {"200": len(samples)})
-    result["Exactly"] = 0
-    return result
-
-
-def pod_log(index, url, interleave=False):
-    """A fortio pod's log: stderr lines around the result, one log line inside it if asked."""
-    text = fortio_format.dumps(pod_result(index, url))
-    if interleave:
-        lines = text.splitlines(keepends=True)
-        lines.insert(5, '{"ts":1764489600.5,"level":"warn","r":7,"msg":"slow connect"}\n')
-        text = "".join(lines)
-    return FORTIO_LOG_START.replace("{url}", url) + text + FORTIO_LOG_END
-
-
-class Cluster(threading.Thread):
-    """Plays the Job controller and the kubelet for one run of the module."""
-
-    def __init__(self, kubeapi, apis, name="meshtune-load", fail_index=None, pods_finish=True,
-                 complete_job=True, classic_sidecar=False):
-        super().__init__(daemon=True)
-        self.kubeapi = kubeapi
-        self.apis = apis
-        self.name = name
-        self.fail_index = fail_index
-        self.pods_finish = pods_finish
-        self.complete_job = complete_job
-        self.classic_sidecar = classic_sidecar
-        self.seen = {}
-        self.pods = []
-        self.error = None
-
-    def run(self):
-        try:
-            self._play()
-        except Exception as error:  # noqa: BLE001 - reported by the test
-            self.error = error
-
-    def _wait_for_job(self, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                return self.apis["raw"].sanitize_for_serialization(
-                    self.apis["batch"].read_namespaced_job(f"{self.name}-client", NAMESPACE))
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-            time.sleep(0.02)
-        raise TimeoutError("the module created no Job")
-
-    def _read_objects(self):
-        """Everything the module created, as it is while the load runs."""
-        raw, core = self.apis["raw"], self.apis["core"]
-        self.seen["ServiceAccount"] = raw.sanitize_for_serialization(
-            core.read_namespaced_service_account(self.name, NAMESPACE))
-        for kind, read in (("Deployment", self.apis["apps"].read_namespaced_deployment),
-                           ("Service", core.read_namespaced_service)):
-            try:
-                self.seen[kind] = raw.sanitize_for_serialization(read(f"{self.name}-server", NAMESPACE))
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-        rbac = self.apis["rbac"]
-        self.seen["RoleBindings"] = rbac.list_namespaced_role_binding(NAMESPACE).items
-        self.seen["Roles"] = rbac.list_namespaced_role(NAMESPACE).items
-
-    def _play(self):
-        job = self._wait_for_job()
-        self.seen["Job"] = job
-        self._read_objects()
-        template = job["spec"]["template"]
-        url = template["spec"]["containers"][0]["args"][-1]
-        core = self.apis["core"]
-        for index in range(job["spec"]["completions"]):
-            name = f"{self.name}-client-{index}-x{index}k2p"
-            labels = {**template["metadata"]["labels"], "job-name": job["metadata"]["name"],
-                      "batch.kubernetes.io/job-name": job["metadata"]["name"],
-                      "controller-uid": job["metadata"]["uid"],
-                      "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
-                      fortio_job.COMPLETION_INDEX: str(index)}
-            annotations = {**template["metadata"].get("annotations", {}),
-                           fortio_job.COMPLETION_INDEX: str(index)}
-            pod = {"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels,
-                                "annotations": annotations,
-                                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
-                                                     "name": job["metadata"]["name"],
-                                                     "uid": job["metadata"]["uid"],
-                                                     "controller": True,
-                                                     "blockOwnerDeletion": True}]},
-                   "spec": {**template["spec"], "nodeName": f"worker-{index}"}}
-            core.create_namespaced_pod(NAMESPACE, pod)
-            self.pods.append(name)
-            if index == self.fail_index:
-                self.kubeapi.set_pod_log(NAMESPACE, name, FORTIO_LOG_START.replace("{url}", url)
-                                         + "Aborting because of dial tcp: connection refused\n")
-            else:
-                self.kubeapi.set_pod_log(NAMESPACE, name, pod_log(index, url, interleave=index == 1))
-            self._set_pod_status(name, "Running", None)
-        if not self.pods_finish:
-            return
-        for index, name in enumerate(self.pods):
-            exit_code = 1 if index == self.fail_index else 0
-            phase = "Failed" if exit_code else "Running" if self.classic_sidecar else "Succeeded"
-            self._set_pod_status(name, phase, exit_code)
-        if self.complete_job and self.fail_index is None:
-            status = {"succeeded": len(self.pods), "conditions": [
-                {"type": "Complete", "status": "True"}]}
-            self.apis["batch"].patch_namespaced_job_status(f"{self.name}-client", NAMESPACE,
-                                                           {"status": status})
-
-    def _set_pod_status(self, name, phase, exit_code):
-        state = {"running": {"startedAt": "2026-11-30T08:00:00Z"}} if exit_code is None else \
-            {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                            "startedAt": "2026-11-30T08:00:00Z", "finishedAt": "2026-11-30T08:00:02Z"}}
-        status = {"phase": phase, "containerStatuses": [
-            {"name": "fortio", "image": "fortio/fortio:1.77.0", "imageID": "", "ready": exit_code is None,
-             "restartCount": 0, "state": state}]}
-        if self.classic_sidecar:
-            status["containerStatuses"].append(
-                {"name": "istio-proxy", "image": "istio/proxyv2", "imageID": "", "ready": True,
-                 "restartCount": 0, "state": {"running": {"startedAt": "2026-11-30T08:00:00Z"}}})
-        self.apis["core"].patch_namespaced_pod_status(name, NAMESPACE, {"status": status})
+    apis = kube_apis(kubeapi.kubeconfig)
+    apis["core"].create_namespace({"metadata": {"name": NAMESPACE}})
+    return apis
 
 
 def module_args(kubeapi, **options):
