@@ -63,6 +63,16 @@ class Nginx:
             raise ValueError("nginx was started without an access log")
         return [float(line.split()[0]) for line in self.access_log.read_text().splitlines() if line]
 
+    def logged_arrivals(self, expected: int) -> list[float]:
+        """access_times() once the log holds `expected` lines (or after 2 s): nginx writes a line
+        after it has sent the response, so the last lines may trail the client's end by a moment."""
+        deadline = time.monotonic() + 2.0
+        arrivals = self.access_times()
+        while len(arrivals) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+            arrivals = self.access_times()
+        return arrivals
+
 
 def free_port() -> int:
     with socket.socket() as sock:

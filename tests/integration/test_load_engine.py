@@ -19,7 +19,6 @@ import datetime
 import ipaddress
 import json
 import math
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,17 +50,6 @@ def relative(value: float, reference: float) -> float:
 
 def run(url: str, **options) -> RunResult:
     return run_load(LoadSpec(url, **options))
-
-
-def logged_arrivals(server, expected: int) -> list[float]:
-    """nginx's access log once it holds `expected` lines (or after 2 s): nginx writes a line after
-    it has sent the response, so the last lines may trail the engine's end by a moment."""
-    deadline = time.monotonic() + 2.0
-    arrivals = server.access_times()
-    while len(arrivals) < expected and time.monotonic() < deadline:
-        time.sleep(0.01)
-        arrivals = server.access_times()
-    return arrivals
 
 
 def test_rate_and_percentiles_match_a_server_with_known_delays(tmp_path):
@@ -104,7 +92,7 @@ def test_rate_against_nginx_is_within_one_percent(tmp_path):
     with run_nginx(tmp_path / "nginx", nginx, log_requests=True) as server:
         result = run(server.url, qps=qps, connections=16, duration=3.0, warmup=0.5,
                      progress_interval=1.0, progress=reports.append)
-        arrivals = logged_arrivals(server, 3500)
+        arrivals = server.logged_arrivals(3500)
     assert result.codes == {200: 3000}
     assert result.sent == 3000 and result.warmup_sent == 500
     assert len(arrivals) == 3500  # warm-up included: nginx saw every request once
@@ -188,7 +176,6 @@ def test_timeouts_are_counted_and_the_run_still_ends():
     assert result.service_histogram.percentile(50) == pytest.approx(0.2, abs=0.05)
     assert result.histogram.count == result.errors_histogram.count == 20
     assert result.histogram.minimum >= 0.2
-    assert result.elapsed < 2.0
 
 
 def test_resets_and_non_http_answers_are_counted():
