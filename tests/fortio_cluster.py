@@ -24,14 +24,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram im
 from tests.fortio_samples import fortio_result
 
 NAMESPACE = "load"
-
-
-def kube_apis(kubeconfig) -> dict:
-    """The API groups Cluster uses, by short name, plus the raw client ("raw")."""
-    api_client = config.new_client_from_config(config_file=str(kubeconfig))
-    return {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client),
-            "batch": client.BatchV1Api(api_client), "rbac": client.RbacAuthorizationV1Api(api_client),
-            "raw": api_client}
 FORTIO_LOG_START = (
     '{"ts":1764489600.101,"level":"info","r":1,"file":"logger.go","line":254,'
     '"msg":"Log level is now 3 Info (was 2 Info)"}\n'
@@ -45,6 +37,14 @@ FORTIO_LOG_END = (
     '{"ts":1764489601.2,"level":"info","r":1,"file":"fortio_main.go","line":525,'
     '"msg":"Successfully wrote 4321 bytes of Json data to stdout"}\n'
 )
+
+
+def kube_apis(kubeconfig) -> dict:
+    """The API groups Cluster uses, by short name, plus the raw client ("raw")."""
+    api_client = config.new_client_from_config(config_file=str(kubeconfig))
+    return {"core": client.CoreV1Api(api_client), "apps": client.AppsV1Api(api_client),
+            "batch": client.BatchV1Api(api_client), "rbac": client.RbacAuthorizationV1Api(api_client),
+            "raw": api_client}
 
 
 def samples_for(index, scale=1.0):
