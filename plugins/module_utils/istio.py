@@ -24,6 +24,16 @@ OUTBOUND_POLICIES = ("ALLOW_ANY", "REGISTRY_ONLY")
 DEFAULT_EGRESS_HOSTS = ["./*", "istio-system/*"]
 
 
+def served_networking_version(module, client, kind):
+    """The networking.istio.io version the cluster serves for `kind`, newest first; fails the
+    task (Istio is probably not installed) when it serves none."""
+    version = client.served_version(NETWORKING_GROUP, kind, NETWORKING_VERSIONS)
+    if version is None:
+        module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} {kind} API "
+                             f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")
+    return version
+
+
 def check_egress_host(path, host):
     """Sidecar egress hosts are `namespace/dnsName`: `./*`, `istio-system/*`, `*/foo.example.com`."""
     namespace, _slash, dns_name = host.partition("/") if isinstance(host, str) else ("", "", "")

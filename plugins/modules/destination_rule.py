@@ -372,12 +372,12 @@ diff:
 from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     H2_UPGRADE_POLICIES,
     NETWORKING_GROUP,
-    NETWORKING_VERSIONS,
     SIMPLE_LOAD_BALANCERS,
     TLS_MODES,
     check_destination_rule,
     destination_rule_object,
     destination_rule_warnings,
+    served_networking_version,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
@@ -501,10 +501,7 @@ def main():
             for warning in destination_rule_warnings(path, rule):
                 module.warn(warning)
     client = KubeClient.from_module(module)
-    version = client.served_version(NETWORKING_GROUP, "DestinationRule", NETWORKING_VERSIONS)
-    if version is None:
-        module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} DestinationRule API "
-                             f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")
+    version = served_networking_version(module, client, "DestinationRule")
     desired = [destination_rule_object(version, params["namespace"], rule) for _path, rule, _host in rules]
     converge_owned(module, client, desired, params["state"], params["parallelism"],
                    extra={"api_version": f"{NETWORKING_GROUP}/{version}"})

@@ -101,9 +101,9 @@ diff:
 from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     DEFAULT_EGRESS_HOSTS,
     NETWORKING_GROUP,
-    NETWORKING_VERSIONS,
     OUTBOUND_POLICIES,
     check_egress_host,
+    served_networking_version,
     sidecar_objects,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
@@ -159,10 +159,7 @@ def main():
     module = validated_module(argument_spec(), validate)
     params = module.params
     client = KubeClient.from_module(module)
-    version = client.served_version(NETWORKING_GROUP, "Sidecar", NETWORKING_VERSIONS)
-    if version is None:
-        module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} Sidecar API "
-                             f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")
+    version = served_networking_version(module, client, "Sidecar")
     desired = sidecar_objects(version, params["namespaces"], params["name"],
                               params["egress_hosts"], params["outbound_traffic_policy"],
                               params["workload_selector"])
