@@ -250,3 +250,14 @@ def test_bad_input_fails_naming_the_option_with_no_request(cluster, tmp_path, ar
     assert option in outcome["msg"], outcome["msg"]
     assert "Traceback" not in outcome.get("module_stderr", "")
     assert cluster.stats()["requests"]["total"] == 0
+
+
+def test_a_cluster_without_istio_fails_with_one_clear_line(kubeapi_factory, tmp_path):
+    server = kubeapi_factory("--disable", "networking.istio.io/v1,networking.istio.io/v1beta1,"
+                                          "networking.istio.io/v1alpha3")
+    args = {"kubeconfig": str(server.kubeconfig), "namespace": "default", "name": "reviews",
+            "destination_host": "reviews", "outlier_detection": {"consecutive_5xx_errors": 5}}
+    outcome = run_module(tmp_path, MODULE, args)
+    assert outcome["failed"] is True
+    assert outcome["msg"] == ("The cluster serves no networking.istio.io DestinationRule API "
+                              "(v1, v1beta1, v1alpha3): is Istio installed?")
