@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                      description="A local Kubernetes API server for tests.")
     parser.add_argument("--kubeconfig", required=True, type=Path,
                         help="where to write a kubeconfig once the server accepts connections")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to listen on (any of 127.0.0.0/8)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of resource requests that fail (0..1)")
     parser.add_argument("--faults", default=",".join(FAULT_KINDS),
@@ -45,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     api = KubeAPI(rollout_delay=None if args.rollout_delay < 0 else args.rollout_delay,
                   disabled={d.strip() for d in args.disable.split(",") if d.strip()})
-    server = KubeHTTPServer(("127.0.0.1", args.port), api, faults)
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    if not ipaddress.ip_address(args.host).is_loopback:
+        print(f"error: --host must be a loopback address, not {args.host}", file=sys.stderr)
+        return 2
+    server = KubeHTTPServer((args.host, args.port), api, faults)
+    url = f"http://{args.host}:{server.server_address[1]}"
     signal.signal(signal.SIGTERM, _stop)
     write_kubeconfig(args.kubeconfig, url)
     print(f"kubeapi serving on {url}; kubeconfig written to {args.kubeconfig}", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -63,9 +64,19 @@ class KubeAPIServer:
                 self.process.wait()
 
 
+def loopback_address() -> str:
+    """A random address of 127.0.0.0/8. Clients cache API discovery per server address
+    (kubernetes.core in the temp directory, kubectl under ~/.kube/cache): a server on a reused
+    127.0.0.1 port would be taken for the earlier one, with the APIs that one served."""
+    return "127.{}.{}.{}".format(*(random.randint(1, 254) for _octet in range(3)))
+
+
 def start_server(kubeconfig: Path, *options: str, timeout: float = 30.0) -> KubeAPIServer:
-    """Start a server on a free port and wait until it has written its kubeconfig."""
+    """Start a server on a free port of its own loopback address and wait until it has written
+    its kubeconfig."""
     kubeconfig = Path(kubeconfig)
+    if "--host" not in options:
+        options = ("--host", loopback_address(), *options)
     kubeconfig.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
