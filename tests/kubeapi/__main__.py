@@ -30,6 +30,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds until a workload's rollout reports ready; negative: never")
     parser.add_argument("--disable", default="",
                         help="comma-separated group/versions not to serve, e.g. autoscaling/v2")
+    parser.add_argument("--access-log", type=Path, default=None,
+                        help="append one line per request (method, path, code, Content-Type, "
+                             "Accept) to this file; '-' for standard error")
     return parser.parse_args(argv)
 
 
@@ -51,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if not ipaddress.ip_address(args.host).is_loopback:
         print(f"error: --host must be a loopback address, not {args.host}", file=sys.stderr)
         return 2
-    server = KubeHTTPServer((args.host, args.port), api, faults)
+    access_log = None
+    if args.access_log is not None:
+        access_log = sys.stderr if str(args.access_log) == "-" else \
+            open(args.access_log, "a")  # noqa: SIM115 - open while the server runs
+    server = KubeHTTPServer((args.host, args.port), api, faults, access_log)
     url = f"http://{args.host}:{server.server_address[1]}"
     signal.signal(signal.SIGTERM, _stop)
     write_kubeconfig(args.kubeconfig, url)

@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
@@ -48,11 +49,24 @@ class KubeHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, api: KubeAPI, faults: FaultInjector) -> None:
+    def __init__(self, address, api: KubeAPI, faults: FaultInjector,
+                 access_log: TextIO | None = None) -> None:
         super().__init__(address, Handler)
         self.api = api
         self.faults = faults
         self.stats = Stats()
+        self.access_log = access_log
+        self._log_lock = threading.Lock()
+
+    def log_access(self, method: str, path: str, headers, code: int) -> None:
+        """One line per request with the media types, to see what a real client sends and expects."""
+        if self.access_log is None:
+            return
+        line = (f"{method} {path} {code} content-type={headers.get('Content-Type') or '-'} "
+                f"accept={headers.get('Accept') or '-'}\n")
+        with self._log_lock:
+            self.access_log.write(line)
+            self.access_log.flush()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -61,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
     server: KubeHTTPServer
 
     def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-        """Quiet: tests read `/_stats`, not access logs."""
+        """Quiet: tests read `/_stats`; `--access-log` writes the server's own request log."""
 
     def do_GET(self):
         self._dispatch("GET")
@@ -97,6 +111,7 @@ class Handler(BaseHTTPRequestHandler):
             response = Response(err.code, err.status(), headers=err.headers)
         except Exception as err:  # noqa: BLE001 - a server answers 500, it does not die
             response = Response(500, ApiError(500, f"internal error: {err!r}").status())
+        self.server.log_access(method, self.path, self.headers, response.code)
         self._send(response)
 
     def _api(self, request: Request) -> Response | None:
