@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import yaml
 
-from . import builtin_schemas, conversion, openapi, patching, quantities
+from . import builtin_schemas, conversion, openapi, openapi_v2, patching, quantities
 from .catalog import ALL_VERBS, Catalog, ResourceType
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .selectors import (
@@ -59,12 +59,13 @@ class Request:
     query: dict[str, str]
     content_type: str = "application/json"
     body: bytes = b""
+    accept: str = ""
 
 
 @dataclass
 class Response:
     code: int
-    body: object = None  # JSON-serialisable, or str for text
+    body: object = None  # JSON-serialisable, str for text, or bytes sent as they are
     headers: dict = field(default_factory=dict)
     stream: Iterator[dict] | None = None  # watch events, sent as they come
 
@@ -167,6 +168,18 @@ class KubeAPI:
         types = [t for t in self.catalog.resources_in(group, version) if self.served(t)]
         return openapi.group_version_document(types) if types else None
 
+    def _openapi_v2(self, request: Request) -> Response:
+        if request.method != "GET":
+            raise ApiError(405, f"the server does not allow this method: {request.method}")
+        types = tuple(t for t in self.catalog.types() if self.served(t))
+        wanted = openapi_v2.negotiate(request.accept)
+        if wanted == "protobuf":
+            return Response(200, openapi_v2.protobuf_document(types),
+                            headers={"Content-Type": openapi_v2.PROTOBUF_MEDIA_TYPE})
+        if wanted == "json":
+            return Response(200, openapi_v2.document(list(types)))
+        raise ApiError(406, f"none of the accepted media types can be served: {request.accept}")
+
     def _group_entry(self, group: str, versions: list[str]) -> dict:
         gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
         return {"name": group, "versions": gvs, "preferredVersion": gvs[0]}
@@ -231,6 +244,8 @@ class KubeAPI:
         return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
 
     def handle(self, request: Request) -> Response:
+        if request.path.rstrip("/") == "/openapi/v2":
+            return self._openapi_v2(request)
         resolved = self.resolve(request.path)
         if resolved is None:
             raise ApiError(404, "the server could not find the requested resource")

@@ -52,9 +52,14 @@ def _defs_by_gvk() -> dict[tuple[str, str, str], str]:
     return index
 
 
+def definition_name(kind: str, group: str, version: str) -> str | None:
+    """The name Kubernetes gives a kind's schema, e.g. `io.k8s.api.core.v1.Secret`."""
+    return _defs_by_gvk().get((group, version, kind))
+
+
 def root_schema(kind: str, group: str, version: str) -> dict | None:
     """The schema node of a kind's top-level object, for walking patch metadata."""
-    name = _defs_by_gvk().get((group, version, kind))
+    name = definition_name(kind, group, version)
     return definitions()["$defs"][name] if name else None
 
 

@@ -13,7 +13,7 @@ import json
 from . import builtin_schemas, patching
 from .catalog import ResourceType
 
-_QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+QUERY_PARAMS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
 
 
 def _rewrite_refs(node):
@@ -35,48 +35,61 @@ def _builtin_components() -> dict:
     return _rewrite_refs(builtin_schemas.definitions()["$defs"])
 
 
-def _gv_path(group: str, version: str) -> str:
+def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _patch_types(rtype: ResourceType) -> list[str]:
+def patch_types(rtype: ResourceType) -> list[str]:
+    """The PATCH media types a kind accepts: no strategic merge for custom resources."""
     types = [patching.JSON, patching.MERGE, patching.APPLY]
     return types if rtype.custom else [*types, patching.STRATEGIC]
+
+
+def resource_paths(rtype: ResourceType) -> dict[str, dict[str, str]]:
+    """A kind's URL templates, each with its HTTP methods and the Kubernetes action they run
+    (the `x-kubernetes-action` of both OpenAPI versions)."""
+    base = "/" + gv_path(rtype.group, rtype.version)
+    if rtype.namespaced:
+        base += "/namespaces/{namespace}"
+    collection = f"{base}/{rtype.plural}"
+    return {collection: {"get": "list", "post": "post"},
+            collection + "/{name}": {"get": "get", "put": "put", "patch": "patch",
+                                     "delete": "delete"}}
+
+
+def operation_gvk(rtype: ResourceType) -> dict:
+    return {"group": rtype.group, "version": rtype.version, "kind": rtype.kind}
 
 
 def _operation(rtype: ResourceType, action: str) -> dict:
     operation = {
         "operationId": f"{action}{rtype.kind}",
         "x-kubernetes-action": action,
-        "x-kubernetes-group-version-kind": {"group": rtype.group, "version": rtype.version,
-                                            "kind": rtype.kind},
+        "x-kubernetes-group-version-kind": operation_gvk(rtype),
         "parameters": [{"name": p, "in": "query", "schema": {"type": "string"}}
-                       for p in _QUERY_PARAMS],
+                       for p in QUERY_PARAMS],
         "responses": {"200": {"description": "OK"}},
     }
     if action == "patch":
         body = {"schema": {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"}}
-        operation["requestBody"] = {"content": dict.fromkeys(_patch_types(rtype), body)}
+        operation["requestBody"] = {"content": dict.fromkeys(patch_types(rtype), body)}
     return operation
 
 
 def _paths(rtype: ResourceType) -> dict:
-    base = "/" + _gv_path(rtype.group, rtype.version)
-    if rtype.namespaced:
-        base += "/namespaces/{namespace}"
-    collection = f"{base}/{rtype.plural}"
-    return {
-        collection: {"get": _operation(rtype, "list"), "post": _operation(rtype, "post")},
-        collection + "/{name}": {"get": _operation(rtype, "get"), "put": _operation(rtype, "put"),
-                                 "patch": _operation(rtype, "patch"),
-                                 "delete": _operation(rtype, "delete")},
-    }
+    return {path: {method: _operation(rtype, action) for method, action in methods.items()}
+            for path, methods in resource_paths(rtype).items()}
+
+
+def custom_definition_name(rtype: ResourceType) -> str:
+    """A custom kind's schema name as the API server forms it: reversed group, version, kind
+    (`io.istio.networking.v1.DestinationRule`)."""
+    return ".".join([*reversed(rtype.group.split(".")), rtype.version, rtype.kind])
 
 
 def _custom_schema(rtype: ResourceType) -> dict:
     return {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-            "x-kubernetes-group-version-kind": [{"group": rtype.group, "version": rtype.version,
-                                                 "kind": rtype.kind}]}
+            "x-kubernetes-group-version-kind": [operation_gvk(rtype)]}
 
 
 def group_version_document(types: list[ResourceType]) -> dict:
@@ -85,7 +98,7 @@ def group_version_document(types: list[ResourceType]) -> dict:
     for rtype in types:
         paths.update(_paths(rtype))
         if rtype.custom:
-            schemas[f"{rtype.group}.{rtype.version}.{rtype.kind}"] = _custom_schema(rtype)
+            schemas[custom_definition_name(rtype)] = _custom_schema(rtype)
     components = {**_builtin_components(), **schemas} if any(not t.custom for t in types) \
         else schemas
     return {"openapi": "3.0.0",
@@ -98,7 +111,7 @@ def index(group_versions: dict[str, list[str]]) -> dict:
     paths = {}
     for group, versions in group_versions.items():
         for version in versions:
-            path = _gv_path(group, version)
+            path = gv_path(group, version)
             digest = hashlib.sha256(json.dumps([path, version]).encode()).hexdigest()[:16].upper()
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return {"paths": paths}

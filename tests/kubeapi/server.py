@@ -97,7 +97,8 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         request = Request(method, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
-                          self.headers.get("Content-Type") or "application/json", body)
+                          self.headers.get("Content-Type") or "application/json", body,
+                          self.headers.get("Accept") or "")
         try:
             if url.path.startswith("/_"):
                 response = self._control(request)
@@ -159,7 +160,9 @@ class Handler(BaseHTTPRequestHandler):
         if response.stream is not None:
             self._send_stream(response, headers)
             return
-        if isinstance(response.body, str):
+        if isinstance(response.body, bytes):
+            payload = response.body
+        elif isinstance(response.body, str):
             payload = response.body.encode()
         else:
             payload = json.dumps(response.body, separators=(",", ":")).encode()
