@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import yaml
 
-from . import builtin_schemas, conversion, openapi, openapi_v2, patching, quantities
+from . import builtin_schemas, conversion, openapi, openapi_v2, patching, protobuf, quantities
 from .catalog import ALL_VERBS, Catalog, ResourceType
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .selectors import (
@@ -384,11 +384,13 @@ class KubeAPI:
     # CREATE
 
     def _parse_body(self, request: Request) -> dict:
+        if request.content_type.startswith(protobuf.MEDIA_TYPE):
+            return protobuf.decode(request.body)
         if not request.content_type.startswith(("application/json", "application/yaml", "*/*")) \
                 and not request.content_type.startswith("application/apply-patch"):
             raise ApiError(415, f"the body of the request was in an unknown format - accepted "
-                                f"media types include: application/json, application/yaml "
-                                f"(got {request.content_type})")
+                                f"media types include: application/json, application/yaml, "
+                                f"{protobuf.MEDIA_TYPE} (got {request.content_type})")
         try:
             body = json.loads(request.body or b"null")
         except ValueError:
