@@ -12,14 +12,24 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import yaml
 
-from . import builtin_schemas, conversion, openapi, openapi_v2, patching, protobuf, quantities
+from . import (
+    builtin_schemas,
+    controllers,
+    conversion,
+    openapi,
+    openapi_v2,
+    patching,
+    protobuf,
+    quantities,
+)
 from .catalog import ALL_VERBS, Catalog, ResourceType
+from .controllers import now
+from .defaults import DEFAULT_STORAGE_CLASS, WORKLOAD_KINDS, Defaulter
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .selectors import (
     SelectorError,
@@ -31,19 +41,6 @@ from .store import Store
 from .validation import validate
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
-# What apps/v1 defaulting adds to a workload's spec when the client leaves it out (clients such as
-# kubernetes.core's rollout wait read these fields).
-WORKLOAD_SPEC_DEFAULTS = {
-    "Deployment": {"strategy": {"type": "RollingUpdate",
-                                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-                   "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
-    "StatefulSet": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
-                    "podManagementPolicy": "OrderedReady", "revisionHistoryLimit": 10},
-    "DaemonSet": {"updateStrategy": {"type": "RollingUpdate",
-                                     "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
-                  "revisionHistoryLimit": 10},
-}
 SERVER_VERSION = {
     "major": "1", "minor": builtin_schemas.KUBERNETES_VERSION.split(".")[1],
     "gitVersion": f"v{builtin_schemas.KUBERNETES_VERSION}.0", "gitCommit": "meshtune-kubeapi",
@@ -89,10 +86,6 @@ def flag(query: dict, name: str) -> bool:
     return query.get(name, "").lower() in ("1", "t", "true")
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class KubeAPI:
     """One simulated cluster: a catalog of types, a store, and the simulated controllers."""
 
@@ -102,11 +95,14 @@ class KubeAPI:
         self.rollout_delay = rollout_delay  # None: workloads never become ready
         self.disabled = disabled or set()  # group/versions not served, e.g. {"autoscaling/v2"}
         self.pod_logs: dict[tuple[str, str], str] = {}
+        self.defaulter = Defaulter()
         ns_type = self.catalog.find("", "v1", "namespaces")
         with self.store.lock:
             for name in DEFAULT_NAMESPACES:
                 self._create(ns_type, None, {"apiVersion": "v1", "kind": "Namespace",
                                              "metadata": {"name": name}}, dry_run=False)
+            self._create(self.catalog.find("storage.k8s.io", "v1", "storageclasses"), None,
+                         copy.deepcopy(DEFAULT_STORAGE_CLASS), dry_run=False)
 
     # ---- routing -------------------------------------------------------------------------
 
@@ -477,18 +473,15 @@ class KubeAPI:
         schema = builtin_schemas.root_schema(rtype.kind, rtype.group, conversion.storage_version(rtype))
         return quantities.canonicalize(obj, schema)
 
-    def _defaults(self, rtype: ResourceType, obj: dict) -> None:
-        if rtype.kind == "Namespace":
-            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-            obj["status"] = {"phase": "Active"}
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
-                obj["metadata"]["name"]
-        elif rtype.kind in WORKLOAD_KINDS:
-            spec = obj.setdefault("spec", {})
-            if rtype.kind != "DaemonSet":
-                spec.setdefault("replicas", 1)
-            for field, value in WORKLOAD_SPEC_DEFAULTS.get(rtype.kind, {}).items():
-                spec.setdefault(field, copy.deepcopy(value))
+    def _defaults(self, rtype: ResourceType, obj: dict, current: dict | None = None) -> None:
+        self.defaulter.apply(rtype, obj, current, self._default_storage_class())
+
+    def _default_storage_class(self) -> str | None:
+        for storage_class in self.store.items(("storage.k8s.io", "storageclasses"), ""):
+            annotations = storage_class["metadata"].get("annotations") or {}
+            if annotations.get("storageclass.kubernetes.io/is-default-class") == "true":
+                return storage_class["metadata"]["name"]
+        return None
 
     # UPDATE / PATCH
 
@@ -532,7 +525,7 @@ class KubeAPI:
         if rtype.kind == "Namespace":
             obj["status"] = current.get("status")
         else:
-            self._defaults(rtype, obj)
+            self._defaults(rtype, obj, current)
         causes = validate(rtype, {**desired, "metadata": {**meta, "name": target.name}})
         if causes:
             raise invalid(rtype, target.name, causes)
@@ -659,14 +652,22 @@ class KubeAPI:
             name = obj["metadata"]["name"]
             for key in self.store.namespaced_keys(name):
                 for child in self.store.items(key, name):
-                    gone = copy.deepcopy(child)
-                    gone["metadata"]["resourceVersion"] = str(self.store.next_revision())
-                    self.store.remove(key, name, gone)
-        gone = copy.deepcopy(obj)
-        gone["metadata"]["resourceVersion"] = str(self.store.next_revision())
-        self.store.remove(rtype.store_key, ns, gone)
+                    self._drop(key, name, child)
+        self._drop(rtype.store_key, ns, obj)
         if rtype.kind == "CustomResourceDefinition":
             self.catalog.unregister_crd(obj["metadata"]["name"])
+
+    def _drop(self, key: tuple[str, str], ns: str, obj: dict) -> None:
+        """Remove an object for good; a claim takes its volume along when the volume's reclaim
+        policy is Delete, as the volume controller does."""
+        gone = copy.deepcopy(obj)
+        gone["metadata"]["resourceVersion"] = str(self.store.next_revision())
+        self.store.remove(key, ns, gone)
+        volume_name = (obj.get("spec") or {}).get("volumeName") \
+            if key == ("", "persistentvolumeclaims") else None
+        volume = self.store.get(("", "persistentvolumes"), "", volume_name) if volume_name else None
+        if volume and volume["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+            self._drop(("", "persistentvolumes"), "", volume)
 
     def _delete_collection(self, target: Target, request: Request) -> Response:
         dry_run = request.query.get("dryRun") == "All"
@@ -744,9 +745,11 @@ class KubeAPI:
     # ---- simulated controllers -----------------------------------------------------------
 
     def _after_write(self, rtype: ResourceType, obj: dict) -> None:
-        if rtype.kind == "CustomResourceDefinition":
+        kind = rtype.kind
+        if kind == "CustomResourceDefinition":
             self.catalog.register_crd(obj)
-        elif rtype.kind in WORKLOAD_KINDS and self.rollout_delay is not None:
+            self._update_status(rtype, obj, controllers.crd_status(obj))
+        elif kind in WORKLOAD_KINDS and self.rollout_delay is not None:
             meta = obj["metadata"]
             status = obj.get("status") or {}
             if status.get("observedGeneration") == meta.get("generation"):
@@ -758,6 +761,28 @@ class KubeAPI:
                 timer.start()
             else:
                 self._complete_rollout(*args)
+        elif kind == "PersistentVolumeClaim" and not obj["spec"].get("volumeName"):
+            self._provision(rtype, obj)
+        elif kind == "Service" and obj["spec"].get("type") == "LoadBalancer" and \
+                not ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress"):
+            self._update_status(rtype, obj, controllers.load_balancer_status(obj))
+
+    def _controller_write(self, rtype: ResourceType, obj: dict,
+                          change: Callable[[dict], None]) -> None:
+        """Store a controller's change to the current `obj` as a new revision."""
+        ns = obj["metadata"].get("namespace", "")
+        with self.store.lock:
+            current = self.store.get(rtype.store_key, ns, obj["metadata"]["name"])
+            if current is None or current["metadata"]["uid"] != obj["metadata"]["uid"]:
+                return
+            changed = copy.deepcopy(current)
+            change(changed)
+            changed["metadata"]["resourceVersion"] = str(self.store.next_revision())
+            self.store.save(rtype.store_key, ns, changed, "MODIFIED")
+
+    def _update_status(self, rtype: ResourceType, obj: dict, status: dict) -> None:
+        if obj.get("status") != status:
+            self._controller_write(rtype, obj, lambda o: o.update(status=status))
 
     def _complete_rollout(self, rtype: ResourceType, ns: str, name: str, generation: int) -> None:
         """Report a workload's rollout as finished, like its controller once all pods are ready."""
@@ -765,29 +790,29 @@ class KubeAPI:
             current = self.store.get(rtype.store_key, ns, name)
             if current is None or current["metadata"].get("generation") != generation:
                 return
-            obj = copy.deepcopy(current)
-            replicas = obj["spec"].get("replicas", 1)
-            if rtype.kind == "DaemonSet":
-                obj["status"] = {"currentNumberScheduled": 1, "desiredNumberScheduled": 1,
-                                 "numberAvailable": 1, "numberReady": 1, "numberMisscheduled": 0,
-                                 "updatedNumberScheduled": 1, "observedGeneration": generation}
-            else:
-                obj["status"] = {"observedGeneration": generation, "replicas": replicas,
-                                 "updatedReplicas": replicas, "readyReplicas": replicas,
-                                 "availableReplicas": replicas}
-                if rtype.kind == "Deployment":
-                    obj["status"]["conditions"] = [
-                        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                         "lastUpdateTime": now(), "lastTransitionTime": now()},
-                        {"type": "Progressing", "status": "True",
-                         "reason": "NewReplicaSetAvailable", "lastUpdateTime": now(),
-                         "lastTransitionTime": now()}]
-                if rtype.kind == "StatefulSet":
-                    revision = f"{name}-{generation}"
-                    obj["status"].update(currentRevision=revision, updateRevision=revision,
-                                         currentReplicas=replicas)
-            obj["metadata"]["resourceVersion"] = str(self.store.next_revision())
-            self.store.save(rtype.store_key, ns, obj, "MODIFIED")
+            self._update_status(rtype, current, controllers.workload_status(rtype.kind, current))
+
+    def _provision(self, rtype: ResourceType, claim: dict) -> None:
+        """Bind a claim of an existing storage class to a new volume, as a provisioner does; a
+        claim of a missing class stays Pending, as on a real cluster."""
+        class_name = claim["spec"].get("storageClassName")
+        storage_class = self.store.get(("storage.k8s.io", "storageclasses"), "", class_name or "")
+        if storage_class is None:
+            return
+        volume = controllers.provisioned_volume(claim, storage_class)
+        volume_type = self.catalog.find("", "v1", "persistentvolumes")
+        volume["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(),
+                                  resourceVersion=str(self.store.next_revision()))
+        self.store.save(volume_type.store_key, "", volume, "ADDED")
+
+        def bind(obj: dict) -> None:
+            obj["spec"]["volumeName"] = volume["metadata"]["name"]
+            obj["status"] = controllers.bound_claim_status(volume)
+            obj["metadata"].setdefault("annotations", {}).update({
+                "pv.kubernetes.io/bind-completed": "yes",
+                "pv.kubernetes.io/bound-by-controller": "yes"})
+
+        self._controller_write(rtype, claim, bind)
 
 
 def _content(obj: dict) -> dict:

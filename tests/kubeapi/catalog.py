@@ -59,6 +59,9 @@ BUILTIN_TYPES = [
     _builtin("", "v1", "Endpoints", "endpoints", True, ("ep",)),
     _builtin("", "v1", "Event", "events", True, ("ev",)),
     _builtin("", "v1", "Node", "nodes", False, ("no",), ("status",)),
+    _builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
+             ("status",)),
+    _builtin("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), ("status",)),
     _builtin("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _builtin("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
     _builtin("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
@@ -76,6 +79,18 @@ BUILTIN_TYPES = [
              False, ("crd", "crds"), ("status",)),
     _builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
              ("status",)),
+    _builtin("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+             "validatingwebhookconfigurations", False),
+    _builtin("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
+             "mutatingwebhookconfigurations", False),
+    _builtin("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy",
+             "validatingadmissionpolicies", False, (), ("status",)),
+    _builtin("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+             "validatingadmissionpolicybindings", False),
+    _builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    _builtin("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), ("status",)),
+    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    _builtin("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
 ]
 
 # Group versions in the order a real server lists them (preferred first).

@@ -16,6 +16,12 @@ APPLY = "application/apply-patch+yaml"
 APPLY_CBOR = "application/apply-patch+cbor"
 
 
+# Schema defaults of list-map key fields (ServicePort, ContainerPort): an applied item without
+# `protocol` names the same entry as the stored, defaulted one. kubernetes-validate's schemas
+# carry no defaults, so the one that matters is stated here.
+LIST_KEY_DEFAULTS = {"protocol": "TCP"}
+
+
 class PatchError(ValueError):
     """A patch that cannot be applied; `test_failed` marks a failed JSON-patch `test` op."""
 
@@ -197,7 +203,8 @@ def _apply_list(live: list, applied: list, previous: list, prop: dict) -> list:
         return copy.deepcopy(applied)
 
     def ident(item):
-        return tuple(item.get(k) for k in keys) if isinstance(item, dict) else None
+        return tuple(item.get(k, LIST_KEY_DEFAULTS.get(k)) for k in keys) \
+            if isinstance(item, dict) else None
 
     applied_ids = {ident(v) for v in applied}
     dropped = {ident(v) for v in previous} - applied_ids
