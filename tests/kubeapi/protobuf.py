@@ -2,11 +2,11 @@
 form the rest of the server works with.
 
 client-go writes typed objects of the core group as protobuf: Helm's release Secrets, the Namespace
-of `create_namespace`, kubectl's `create namespace|secret|configmap|serviceaccount`. A body is the
-magic `k8s\\0` followed by a runtime.Unknown envelope whose `raw` holds the object's own message.
-The field numbers are those of k8s.io/api core/v1 and k8s.io/apimachinery meta/v1 and runtime
-`generated.proto`. Responses stay JSON: client-go lists JSON in its Accept header and decodes by
-the response's Content-Type.
+of `create_namespace`, the DeleteOptions of their deletes, kubectl's `create namespace|secret|
+configmap|serviceaccount`. A body is the magic `k8s\\0` followed by a runtime.Unknown envelope
+whose `raw` holds the object's own message. The field numbers are those of k8s.io/api core/v1 and
+k8s.io/apimachinery meta/v1 and runtime `generated.proto`. Responses stay JSON: client-go lists
+JSON in its Accept header and decodes by the response's Content-Type.
 """
 
 from __future__ import annotations
@@ -68,12 +68,20 @@ TABLE: Table = {
                         ("uid", 4, "string"), ("apiVersion", 5, "string"),
                         ("resourceVersion", 6, "string"), ("fieldPath", 7, "string")),
     "LocalObjectReference": (("name", 1, "string"),),
+    # meta/v1 options, the body of a DELETE
+    "DeleteOptions": (("gracePeriodSeconds", 1, "int64"), ("preconditions", 2, "Preconditions"),
+                      ("orphanDependents", 3, "bool"), ("propagationPolicy", 4, "string"),
+                      ("dryRun", 5, "[]string"),
+                      ("ignoreStoreReadErrorWithClusterBreakingPotential", 6, "bool")),
+    "Preconditions": (("uid", 1, "string"), ("resourceVersion", 2, "string")),
 }
 
 MESSAGES = message_classes("meshtune.kubeapi.k8s", TABLE)
 
 # The objects the server reads from a protobuf body: (apiVersion, kind) -> message name.
 KINDS = {("v1", kind): kind for kind in ("Secret", "ConfigMap", "Namespace", "ServiceAccount")}
+# Options every group/version accepts, whatever apiVersion the client's codec stamps on them.
+OPTIONS = {"DeleteOptions"}
 
 
 def decode(body: bytes) -> dict:
@@ -89,7 +97,7 @@ def decode(body: bytes) -> dict:
     api_version, kind = envelope.typeMeta.apiVersion, envelope.typeMeta.kind
     if envelope.contentEncoding:
         raise ApiError(415, f"unsupported protobuf content encoding {envelope.contentEncoding!r}")
-    name = KINDS.get((api_version, kind))
+    name = kind if kind in OPTIONS else KINDS.get((api_version, kind))
     if name is None:
         supported = ", ".join(f"{v}/{k}" for v, k in sorted(KINDS))
         raise ApiError(415, f"the server reads protobuf bodies of {supported} only, not "

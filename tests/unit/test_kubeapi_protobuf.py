@@ -97,3 +97,13 @@ def test_server_stores_a_protobuf_secret():
     assert stored["metadata"]["labels"]["owner"] == "helm"
     assert stored["metadata"]["namespace"] == "default"
     assert base64.b64decode(stored["data"]["release"]) == b"\x1f\x8b binary"
+
+
+def test_delete_options_decode_whatever_group_version_stamped_them():
+    options = MESSAGES["DeleteOptions"](propagationPolicy="Background")
+    options.dryRun.append("All")
+    options.preconditions.uid = "1234"
+    for api_version in ("v1", "apps/v1"):
+        assert protobuf.decode(envelope(api_version, "DeleteOptions", options.SerializeToString())) \
+            == {"apiVersion": api_version, "kind": "DeleteOptions", "propagationPolicy": "Background",
+                "dryRun": ["All"], "preconditions": {"uid": "1234"}}
