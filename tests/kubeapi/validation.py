@@ -183,15 +183,24 @@ def _cause_from_error(err: jsonschema.ValidationError, prefix: list | None = Non
     return Cause(field, "FieldValueInvalid", f"{field}: Invalid value: {value}: {err.message}")
 
 
-def _deployment_checks(obj: dict, _version: str) -> list[Cause]:
+# Counts the apps/v1 validation rejects below zero; the OpenAPI schemas state no minimum for them.
+NONNEGATIVE_WORKLOAD_FIELDS = ("replicas", "minReadySeconds", "revisionHistoryLimit",
+                               "progressDeadlineSeconds")
+
+
+def _workload_checks(obj: dict, _version: str) -> list[Cause]:
     spec = obj.get("spec") or {}
+    causes = [Cause(f"spec.{name}", "FieldValueInvalid",
+                    f"spec.{name}: Invalid value: {spec[name]}: must be greater than or equal to 0")
+              for name in NONNEGATIVE_WORKLOAD_FIELDS
+              if isinstance(spec.get(name), int) and spec[name] < 0]
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     if selector and any(labels.get(k) != v for k, v in selector.items()):
-        return [Cause("spec.template.metadata.labels", "FieldValueInvalid",
-                      f"spec.template.metadata.labels: Invalid value: {json.dumps(labels)}: "
-                      "`selector` does not match template `labels`")]
-    return []
+        causes.append(Cause("spec.template.metadata.labels", "FieldValueInvalid",
+                            f"spec.template.metadata.labels: Invalid value: {json.dumps(labels)}: "
+                            "`selector` does not match template `labels`"))
+    return causes
 
 
 def _hpa_checks(obj: dict, version: str) -> list[Cause]:
@@ -236,8 +245,9 @@ def _hpa_rules_checks(rules: dict | None, path: str) -> list[Cause]:
 
 
 SEMANTIC_CHECKS = {
-    "Deployment": _deployment_checks,
-    "StatefulSet": _deployment_checks,
-    "DaemonSet": _deployment_checks,
+    "Deployment": _workload_checks,
+    "StatefulSet": _workload_checks,
+    "DaemonSet": _workload_checks,
+    "ReplicaSet": _workload_checks,
     "HorizontalPodAutoscaler": _hpa_checks,
 }
