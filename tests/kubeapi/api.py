@@ -655,6 +655,10 @@ class KubeAPI:
                     self._drop(key, name, child)
         self._drop(rtype.store_key, ns, obj)
         if rtype.kind == "CustomResourceDefinition":
+            # The objects go with their definition, as the apiextensions cleanup finalizer does.
+            key = (obj["spec"]["group"], obj["spec"]["names"]["plural"])
+            for custom in self.store.items(key):
+                self._drop(key, custom["metadata"].get("namespace", ""), custom)
             self.catalog.unregister_crd(obj["metadata"]["name"])
 
     def _drop(self, key: tuple[str, str], ns: str, obj: dict) -> None:

@@ -116,6 +116,7 @@ def crd_types(crd: dict) -> list[ResourceType]:
     """The resource types a CustomResourceDefinition object asks the server to serve."""
     spec = crd["spec"]
     names = spec["names"]
+    storage = next((v["name"] for v in spec.get("versions", []) if v.get("storage")), "")
     types = []
     for version in spec.get("versions", []):
         if not version.get("served", True):
@@ -127,19 +128,28 @@ def crd_types(crd: dict) -> list[ResourceType]:
             singular=names.get("singular", names["kind"].lower()),
             short_names=tuple(names.get("shortNames", [])), subresources=subresources,
             custom=True, crd_schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            storage_version=storage,
         ))
     return types
 
 
 class Catalog:
-    """Lookup of served types by group/version/plural; CRDs add and remove types at run time."""
+    """Lookup of served types by group/version/plural; CRDs add and remove types at run time.
+
+    A CRD for a group and plural the server already serves (the Istio kinds, from the schemas in
+    `schemas/istio/`) takes them over: while it exists, only its versions are served, validated
+    by its own schema. Deleting it brings the server's own types back, so a cluster never loses
+    an API it started with.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_gvp: dict[tuple[str, str, str], ResourceType] = {}
         self._crd_types: dict[str, list[ResourceType]] = {}
+        self._own: dict[tuple[str, str], list[ResourceType]] = {}
         for rtype in BUILTIN_TYPES + _istio_types():
             self._by_gvp[(rtype.group, rtype.version, rtype.plural)] = rtype
+            self._own.setdefault(rtype.store_key, []).append(rtype)
 
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_gvp.get((group, version, plural))
@@ -168,6 +178,8 @@ class Catalog:
             self._drop(crd["metadata"]["name"])
             types = crd_types(crd)
             self._crd_types[crd["metadata"]["name"]] = types
+            for own in self._own.get(types[0].store_key, []) if types else []:
+                self._by_gvp.pop((own.group, own.version, own.plural), None)
             for rtype in types:
                 self._by_gvp[(rtype.group, rtype.version, rtype.plural)] = rtype
 
@@ -178,6 +190,8 @@ class Catalog:
     def _drop(self, crd_name: str) -> None:
         for rtype in self._crd_types.pop(crd_name, []):
             self._by_gvp.pop((rtype.group, rtype.version, rtype.plural), None)
+            for own in self._own.get(rtype.store_key, []):
+                self._by_gvp[(own.group, own.version, own.plural)] = own
 
 
 def _rank(version: str) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 
 from . import builtin_schemas as schemas
+from . import structural
 from .catalog import ResourceType
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -135,14 +136,17 @@ def _spec_schema_causes(rtype: ResourceType, obj: dict) -> list[Cause]:
     return causes + [_cause_from_error(err, ["spec"]) for err in validator.iter_errors(spec)]
 
 
+# Compiled CRD schemas by the id of the schema dict, kept with the dict so an id is never reused.
+_crd_validators: dict[int, tuple[dict, jsonschema.Validator]] = {}
+
+
 def _crd_schema_causes(rtype: ResourceType, obj: dict) -> list[Cause]:
+    schema = rtype.crd_schema
+    cached = _crd_validators.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _crd_validators[id(schema)] = (schema, structural.validator(schema))
     body = {k: v for k, v in obj.items() if k != "metadata"}
-    schema = dict(rtype.crd_schema)
-    props = dict(schema.get("properties") or {})
-    props.pop("metadata", None)
-    schema["properties"] = props
-    validator = jsonschema.Draft4Validator(schema)
-    return [_cause_from_error(err) for err in validator.iter_errors(body)]
+    return [_cause_from_error(err) for err in cached[1].iter_errors(body)]
 
 
 def _dotted(path) -> str:
