@@ -6,6 +6,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -58,11 +59,13 @@ class KubeHTTPServer(ThreadingHTTPServer):
         self.access_log = access_log
         self._log_lock = threading.Lock()
 
-    def log_access(self, method: str, path: str, headers, code: int) -> None:
-        """One line per request with the media types, to see what a real client sends and expects."""
+    def log_access(self, method: str, path: str, headers, code: int, seconds: float) -> None:
+        """One line per request with the media types, to see what a real client sends and expects,
+        and the time the server took (a watch: until its first response)."""
         if self.access_log is None:
             return
-        line = (f"{method} {path} {code} content-type={headers.get('Content-Type') or '-'} "
+        line = (f"{method} {path} {code} {seconds * 1000:.1f}ms "
+                f"content-type={headers.get('Content-Type') or '-'} "
                 f"accept={headers.get('Accept') or '-'}\n")
         with self._log_lock:
             self.access_log.write(line)
@@ -93,6 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        started = time.monotonic()
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -112,7 +116,8 @@ class Handler(BaseHTTPRequestHandler):
             response = Response(err.code, err.status(), headers=err.headers)
         except Exception as err:  # noqa: BLE001 - a server answers 500, it does not die
             response = Response(500, ApiError(500, f"internal error: {err!r}").status())
-        self.server.log_access(method, self.path, self.headers, response.code)
+        self.server.log_access(method, self.path, self.headers, response.code,
+                               time.monotonic() - started)
         self._send(response)
 
     def _api(self, request: Request) -> Response | None:
