@@ -6,7 +6,7 @@ of shop to 1-30-3 (tag prod-canary) without promotion; rollback; an upgrade whos
 role, playbooks/gates/verify.yml, loading a local server) misses a target and rolls itself back; a
 full upgrade with promotion through the same gate with reachable targets. Each phase is a module
 fixture built on the one before, so any single test can run alone. The last test installs and
-upgrades with helm, through a stand-in `helm` program (none is installable here).
+upgrades with the cli Helm driver, through a stand-in `helm` program (none is installable here).
 """
 
 from __future__ import annotations
@@ -291,7 +291,8 @@ store.write_text(json.dumps(releases))
 
 
 class HelmCluster(Cluster):
-    """A cluster whose playbooks install with helm (the stand-in) in an explicit kube context."""
+    """A cluster whose playbooks install with the cli Helm driver (the stand-in helm), from the
+    official chart repository, in an explicit kube context."""
 
     def __init__(self, server, tmp):
         super().__init__(server, tmp)
@@ -301,7 +302,8 @@ class HelmCluster(Cluster):
         helm.write_text(FAKE_HELM.replace("#!python", f"#!{sys.executable}", 1))
         helm.chmod(0o755)
         host = yaml.safe_load(self.inventory.read_text())["all"]["hosts"][HOST]
-        host.update(meshtune_helm_install=True, meshtune_kube_context="kubeapi")
+        host.update(meshtune_helm_install=True, meshtune_helm_driver="cli", meshtune_chart_mirror="",
+                    meshtune_kube_context="kubeapi")
         self.inventory.write_text(yaml.safe_dump({"all": {"hosts": {HOST: host}}}))
 
     def play(self, name: str, extra_vars: dict | None = None):

@@ -217,6 +217,9 @@ def test_bad_input_fails_before_anything_is_written(tmp_path):
         "wrong_type": {"istio_overrides": ["concurrency", 4]},
         "string_list": {"istio_injected_namespaces": "shop,payments"},
         "bad_revision": {"istio_revision": "1.30.3"},
+        "owned_override": {"istio_overrides": {"global": {"istioNamespace": "mesh"}},
+                           "istio_gateway_overrides": {"revision": "canary"}},
+        "bad_driver": {"meshtune_helm_driver": "helm"},
     }
     playbook = tmp_path / "main.yml"
     playbook.write_text(MAIN_PLAYBOOK)
@@ -229,6 +232,9 @@ def test_bad_input_fails_before_anything_is_written(tmp_path):
         "wrong_type": "argument 'istio_overrides' is of type list",
         "string_list": "must be YAML lists, not strings",
         "bad_revision": "must be DNS labels",
+        "owned_override": "The overrides set istio_overrides.global.istioNamespace, "
+                          "istio_gateway_overrides.revision, which the role renders itself",
+        "bad_driver": "value of meshtune_helm_driver must be one of: sdk, cli, got: helm",
     }
     for host, message in expected.items():
         failure = re.search(FAILURE.format(host=host), output)
