@@ -77,17 +77,21 @@ def is_local_chart(chart_ref):
 
 def is_local_repository(chart_repo_url):
     """A chart mirror on this machine: a directory (or file:// URL) holding an index.yaml."""
-    return bool(chart_repo_url) and not re.match(r"^(https?|oci)://", chart_repo_url)
+    return bool(chart_repo_url) and (chart_repo_url.startswith("file://") or
+                                     not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", chart_repo_url))
 
 
-def _mirror_dir(chart_repo_url):
-    return chart_repo_url[len("file://"):] if chart_repo_url.startswith("file://") else chart_repo_url
+def mirror_index(chart_repo_url):
+    """Path of a local chart mirror's index.yaml."""
+    directory = chart_repo_url[len("file://"):] if chart_repo_url.startswith("file://") \
+        else chart_repo_url
+    return os.path.join(os.path.expanduser(directory), "index.yaml")
 
 
 def mirror_package(chart_repo_url, chart, version):
     """Path of `chart` `version` in a local chart mirror, found through its index.yaml."""
-    directory = os.path.expanduser(_mirror_dir(chart_repo_url))
-    index_path = os.path.join(directory, "index.yaml")
+    index_path = mirror_index(chart_repo_url)
+    directory = os.path.dirname(index_path)
     try:
         with open(index_path) as handle:
             index = yaml.safe_load(handle) or {}

@@ -155,6 +155,8 @@ diff:
   elements: dict
 """
 
+import os
+
 from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     HELM_IMPORT_ERROR,
     RELEASE_NAME_MAX,
@@ -162,6 +164,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     UNSUPPORTED_AUTH,
     is_local_chart,
     is_local_repository,
+    mirror_index,
     timeout_seconds,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
@@ -222,9 +225,13 @@ def _check_chart(params, problems):
         return
     if chart_ref.startswith("oci://") and repo:
         problems.add("chart_repo_url", "unset with an oci:// chart_ref", repo)
-    if repo and not is_local_repository(repo) and not repo.startswith(("http://", "https://")):
+    if repo and is_local_repository(repo):
+        if not os.path.isfile(mirror_index(repo)):
+            problems.add("chart_repo_url", "an http(s):// chart repository URL or a local chart "
+                                           "mirror directory with an index.yaml", repo)
+    elif repo and not repo.startswith(("http://", "https://")):
         problems.add("chart_repo_url", "an http(s):// chart repository URL or a local chart mirror "
-                                       "directory", repo)
+                                       "directory with an index.yaml", repo)
     local = is_local_chart(chart_ref) and not repo
     if not version and not local:
         problems.add("chart_version", "the chart version to install, e.g. 1.30.3 (required unless "
