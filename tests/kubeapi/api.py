@@ -21,13 +21,14 @@ from . import (
     builtin_schemas,
     controllers,
     conversion,
+    discovery,
     openapi,
     openapi_v2,
     patching,
     protobuf,
     quantities,
 )
-from .catalog import ALL_VERBS, Catalog, ResourceType
+from .catalog import Catalog, ResourceType
 from .controllers import now
 from .defaults import DEFAULT_STORAGE_CLASS, WORKLOAD_KINDS, Defaulter
 from .errors import ApiError, already_exists, conflict, invalid, not_found
@@ -200,31 +201,7 @@ class KubeAPI:
 
     def _resource_list(self, group: str, version: str) -> dict | None:
         types = [t for t in self.catalog.resources_in(group, version) if self.served(t)]
-        if not types:
-            return None
-        resources = []
-        for rtype in sorted(types, key=lambda t: t.plural):
-            entry = {"name": rtype.plural, "singularName": rtype.singular,
-                     "namespaced": rtype.namespaced, "kind": rtype.kind, "verbs": ALL_VERBS}
-            if rtype.short_names:
-                entry["shortNames"] = list(rtype.short_names)
-            if rtype.kind in WORKLOAD_KINDS or rtype.kind in ("Pod", "Service", "Job"):
-                entry["categories"] = ["all"]
-            resources.append(entry)
-            for sub in rtype.subresources:
-                sub_entry = {"name": f"{rtype.plural}/{sub}", "singularName": "",
-                             "namespaced": rtype.namespaced, "kind": rtype.kind,
-                             "verbs": ["get", "patch", "update"]}
-                if sub == "scale":
-                    sub_entry.update(kind="Scale", group="autoscaling", version="v1")
-                elif sub == "log":
-                    sub_entry["verbs"] = ["get"]
-                elif sub == "finalize":
-                    sub_entry["verbs"] = ["update"]
-                resources.append(sub_entry)
-        gv = f"{group}/{version}" if group else version
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                "resources": resources}
+        return discovery.resource_list(group, version, types) if types else None
 
     # ---- request handling ----------------------------------------------------------------
 
@@ -242,6 +219,12 @@ class KubeAPI:
     def handle(self, request: Request) -> Response:
         if request.path.rstrip("/") == "/openapi/v2":
             return self._openapi_v2(request)
+        if request.path.rstrip("/") in ("/api", "/apis") and request.method == "GET" and \
+                discovery.wants_aggregated(request.accept):
+            types = [t for t in self.catalog.types() if self.served(t)]
+            return Response(200, discovery.aggregated(self._served_versions(), types,
+                                                      core=request.path.rstrip("/") == "/api"),
+                            headers={"Content-Type": discovery.AGGREGATED_MEDIA_TYPE})
         resolved = self.resolve(request.path)
         if resolved is None:
             raise ApiError(404, "the server could not find the requested resource")
