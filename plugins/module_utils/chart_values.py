@@ -1,6 +1,6 @@
 # Copyright: meshtune contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Helm chart values as dotted paths, checked against what a pinned chart reads, and as a file.
+"""Helm chart values as dotted paths, checked against what a pinned chart reads.
 
 Helm ignores a value key that no chart template reads, so a misspelt key costs nothing at install
 and buys nothing. A values tree is therefore compared path by path with the value paths of the
@@ -12,10 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 from collections.abc import Mapping
-
-import yaml
 
 FREE_MAP_SUFFIX = ".*"
 
@@ -54,27 +51,3 @@ def clashing_paths(tree, owned):
     replace a mapping that holds it (a scalar, a list or {} at one of its parents)."""
     return [path for path in leaf_paths(tree)
             if any(is_at_or_below(path, mine) or is_at_or_below(mine, path) for mine in owned)]
-
-
-class _ValuesDumper(yaml.SafeDumper):
-    """YAML for people: multi-line strings (scrape configs, PromQL) as literal blocks."""
-
-
-def _represent_text(dumper, text):
-    # PyYAML falls back to a quoted scalar by itself where a literal block cannot hold the text.
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
-
-
-_ValuesDumper.add_representer(str, _represent_text)
-
-
-def values_yaml(values):
-    """Chart values as the text of a values file: keys sorted, two-space indent, no anchors.
-
-    The tree goes through JSON first, so the file holds exactly what a module receives as JSON
-    (plain types, no shared objects that YAML would turn into anchors). Reading the text back
-    with a YAML loader gives the same tree.
-    """
-    plain = json.loads(json.dumps(values))
-    return yaml.dump(plain, Dumper=_ValuesDumper, indent=2, width=160, default_flow_style=False,
-                     sort_keys=True, allow_unicode=True)
