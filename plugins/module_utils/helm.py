@@ -18,13 +18,18 @@ import os
 import re
 import time
 
-import yaml
+try:
+    import yaml
+
+    YAML_IMPORT_ERROR = None
+except ImportError as err:  # reported by the module through missing_required_lib
+    YAML_IMPORT_ERROR = err
 
 try:
     import helm_python
 
     HELM_IMPORT_ERROR = None
-except ImportError as err:  # reported by the module through missing_required_lib
+except ImportError as err:
     HELM_IMPORT_ERROR = err
 
 # Go durations as Helm's --timeout takes them: 300s, 5m, 10m0s, 1h30m.
@@ -159,7 +164,7 @@ def config_options(params, namespace):
         "kube_as_groups": params.get("impersonate_groups") or None,
     }
     if isinstance(kubeconfig, dict):
-        options["kubeconfig_content"] = yaml.safe_dump(kubeconfig)
+        options["kubeconfig_content"] = json.dumps(kubeconfig)  # JSON is YAML
     elif kubeconfig:
         options["kubeconfig_path"] = os.path.expanduser(kubeconfig)
     return {key: value for key, value in options.items() if value is not None}
@@ -168,6 +173,11 @@ def config_options(params, namespace):
 def plain(values):
     """Values as Helm stores them: JSON types only (numbers compare equal across int/float)."""
     return json.loads(json.dumps(values or {}))
+
+
+def yaml_text(data):
+    """Block-style YAML with sorted keys, for diffs people read."""
+    return yaml.safe_dump(data, default_flow_style=False, sort_keys=True)
 
 
 def summary(release):

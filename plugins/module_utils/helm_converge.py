@@ -11,8 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import yaml
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     PENDING_STATES,
     ChartSource,
@@ -23,11 +21,12 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     plain,
     summary,
     timeout_seconds,
+    yaml_text,
 )
 
 
 def _yaml(data):
-    return yaml.safe_dump(data, default_flow_style=False, sort_keys=True) if data else ""
+    return yaml_text(data) if data else ""
 
 
 def _diff(name, before_values, after_values, before_manifest, after_manifest):
@@ -118,13 +117,15 @@ def converge_release(module):
     params = module.params
     name, namespace = params["release_name"], params["release_namespace"]
     releases = failure = None
+    deployed_text = ""
     try:
         releases = Releases(params, namespace)
         outcome = _present(module, releases) if params["state"] == "present" \
             else _absent(module, releases)
     except HelmFailure as error:
         failure = error
-        deployed_text = deployed_now(releases, name) if releases is not None else ""
+        if releases is not None:
+            deployed_text = deployed_now(releases, name)
     if releases is not None:
         for warning in releases.warnings.messages:
             module.warn(warning)

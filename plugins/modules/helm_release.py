@@ -162,6 +162,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     RELEASE_NAME_MAX,
     RELEASE_NAME_RE,
     UNSUPPORTED_AUTH,
+    YAML_IMPORT_ERROR,
     is_local_chart,
     is_local_repository,
     mirror_index,
@@ -173,7 +174,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
 
-if HELM_IMPORT_ERROR is None:
+if HELM_IMPORT_ERROR is None and YAML_IMPORT_ERROR is None:
     from ansible_collections.meshtune.mesh.plugins.module_utils.helm_converge import (
         converge_release,
     )
@@ -240,7 +241,8 @@ def _check_chart(params, problems):
 
 def main():
     module = validated_module(argument_spec(), validate,
-                              missing_libraries=(("helm-python-sdk", HELM_IMPORT_ERROR),))
+                              missing_libraries=(("helm-python-sdk", HELM_IMPORT_ERROR),
+                                                 ("PyYAML", YAML_IMPORT_ERROR)))
     module.exit_json(**converge_release(module))
 
 

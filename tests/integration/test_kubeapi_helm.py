@@ -180,4 +180,3 @@ def test_wait_fails_when_workloads_never_become_ready(kubeapi_factory, mirror):
             chart_package(mirror, GATEWAY.chart, GATEWAY.version), GATEWAY.name, GATEWAY.values,
             create_namespace=True, wait="watcher", timeout=3)
     assert "Deployment/istio-ingress/istio-ingressgateway not ready" in str(err.value)
-
