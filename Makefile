@@ -17,6 +17,8 @@ ANSIBLE_DIST_VERSION ?= 12.3.0
 COLLECTIONS_DIR := build/collections
 CACHE_DIR := build/cache
 PYTEST_ARGS ?=
+# Extra ansible-playbook arguments for `make run`, e.g. RUN_ARGS="-e meshtune_verify=false".
+RUN_ARGS ?=
 # The collection imports as ansible_collections.meshtune.mesh, the test server as tests.kubeapi.
 PYTEST := PYTHONPATH=$(CURDIR)/$(COLLECTIONS_DIR):$(CURDIR) python -m pytest
 
@@ -68,8 +70,8 @@ test: setup ## setup, lint, sanity, pytest, molecule; stops at the first failing
 bench: setup ## Benchmarks in bench/ (figures printed, not asserted)
 	tools/bench.sh
 
-run: setup ## ansible-playbook -i inventories/local playbooks/site.yml
-	ansible-playbook -i inventories/local playbooks/site.yml
+run: setup ## ansible-playbook -i inventories/local playbooks/site.yml $(RUN_ARGS)
+	ansible-playbook -i inventories/local playbooks/site.yml $(RUN_ARGS)
 
 clean: ## Remove build/, test output and caches (keeps the virtual environment)
 	rm -rf build tests/output .pytest_cache .ruff_cache .ansible

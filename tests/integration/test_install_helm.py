@@ -2,7 +2,8 @@
 charts from the chart mirror, against the test API server.
 
 One cluster goes through the whole life of an install, each phase a module fixture on the one
-before: site.yml with the balanced profile (install and tune), an idempotent re-run, an override
+before: `make run` with the balanced profile (install and tune, no helm program on PATH), an
+idempotent re-run of site.yml, an override
 planned in check and diff mode, then applied, an override the API server rejects (atomic: rolled
 back), a canary upgrade to a second revision that is rolled back by a failed gate, and one that is
 promoted and removes the old revision. A second cluster installs the performance profile.
@@ -11,7 +12,11 @@ promoted and removes the old revision. A second cluster installs the performance
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -22,7 +27,7 @@ from tests.load_targets import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-HOST = "cluster-a"
+HOST = "local-cluster"  # the one host of inventories/local
 PLAYBOOKS = REPO_ROOT / "playbooks"
 REVISION, NEW = "1-30-3", "1-30-3-b"
 RELEASES = {"istio-system": ["istio-base", f"istiod-{REVISION}"],
@@ -37,27 +42,46 @@ GATE = {"meshtune_upgrade_gate_tasks": "gates/verify.yml", "verify_engine": "loc
         "verify_warmup": "0s"}
 
 
+def without_helm_path() -> str:
+    """PATH for a run that must not find a helm program: this Python's bin and the system's."""
+    path = os.pathsep.join([str(REPO_ROOT / ".venv" / "bin"), os.path.dirname(sys.executable),
+                            "/usr/local/bin", "/usr/bin", "/bin"])
+    assert shutil.which("helm", path=path) is None, "a helm program is on the test's PATH"
+    return path
+
+
 class Cluster:
-    """The test server, an inventory that installs on it from the chart mirror, and helpers."""
+    """The test server, reached the way `make run` reaches a cluster (inventories/local, the
+    cluster from KUBECONFIG, the charts from MESHTUNE_CHART_MIRROR, no helm program on PATH), with
+    this test's settings as extra variables."""
 
     def __init__(self, server, tmp, profile: str):
         self.server = server
         self.tmp = tmp
-        self.inventory = tmp / "hosts.yml"
-        self.inventory.write_text(yaml.safe_dump({"all": {"hosts": {HOST: {
-            "ansible_connection": "local", "meshtune_kubeconfig": str(server.kubeconfig),
-            "meshtune_chart_mirror": str(chart_mirror()), "meshtune_profile": profile,
-            "meshtune_render_dir": str(tmp / "rendered"), "meshtune_verify": False,
-            "meshtune_report_dir": str(tmp / "reports"),
-            "grafana_admin_password": "s3cret-for-tests", "istio_injected_namespaces": ["shop"],
+        self.variables = tmp / "run-vars.yml"
+        self.variables.write_text(yaml.safe_dump({
+            "meshtune_profile": profile, "meshtune_render_dir": str(tmp / "rendered"),
+            "meshtune_verify": False, "meshtune_report_dir": str(tmp / "reports"),
+            "istio_injected_namespaces": ["shop"],
             "tune_sidecar_scopes": [{"namespaces": ["shop"]}],
             "tune_destination_rules": [{"namespace": "shop", "rules": [
                 {"name": "cart", "host": "cart",
-                 "connection_pool": {"http": {"http1_max_pending_requests": 64}}}]}]}}}}))
+                 "connection_pool": {"http": {"http1_max_pending_requests": 64}}}]}]}))
+        self.env = {"KUBECONFIG": str(server.kubeconfig),
+                    "MESHTUNE_CHART_MIRROR": str(chart_mirror()),
+                    "MESHTUNE_GRAFANA_ADMIN_PASSWORD": "s3cret-for-tests",
+                    "PATH": without_helm_path()}
+
+    def make_run(self) -> subprocess.CompletedProcess:
+        self.server.reset_stats()
+        return subprocess.run(["make", "run", f"RUN_ARGS=-e @{self.variables}"], cwd=REPO_ROOT,
+                              env={**os.environ, **self.env, "ANSIBLE_NOCOLOR": "1"},
+                              capture_output=True, text=True, timeout=900, check=False)
 
     def play(self, name: str, extra_vars: dict | None = None, *flags: str):
         self.server.reset_stats()
-        return run_playbook(PLAYBOOKS / name, extra_vars, *flags, inventory=str(self.inventory))
+        return run_playbook(PLAYBOOKS / name, extra_vars, "-e", f"@{self.variables}", *flags,
+                            inventory=str(REPO_ROOT / "inventories" / "local"), env=self.env)
 
     def writes(self) -> dict:
         verbs = self.server.stats()["requests"]["by_verb"]
@@ -104,10 +128,11 @@ def cluster(kubeapi_factory_module, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def installed(cluster):
-    return succeeded(cluster.play("site.yml"))
+    """`make run`, as the README gives it."""
+    return succeeded(cluster.make_run())
 
 
-def test_site_installs_every_release_with_the_sdk(installed, cluster):
+def test_make_run_installs_every_release_with_the_sdk(installed, cluster):
     assert "Render-only" not in installed
     for namespace, releases in RELEASES.items():
         assert cluster.revisions(namespace) == {release: [1] for release in releases}
