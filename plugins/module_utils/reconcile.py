@@ -212,6 +212,16 @@ def failure_message(changes):
             f"Changed before the failure: {done}. Every object's outcome is in 'results'.")
 
 
+def apply_changes(module, client, changes, parallelism, **extra):
+    """Perform the writes of `changes` and return the module result; fail the module, naming
+    what changed and what did not, when some object failed for good."""
+    run(changes, module.check_mode, parallelism)
+    result = report(changes, module._diff, retries=client.retries, **extra)
+    if any(c.action == "failed" for c in changes):
+        module.fail_json(msg=failure_message(changes), **result)
+    return result
+
+
 # From this many namespaces on, one cluster-wide list is cheaper than one list per namespace.
 CLUSTER_WIDE_LIST_FROM = 10
 
@@ -263,8 +273,4 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
     except KubeError as error:
         module.fail_json(msg=f"Could not read {kind} objects (nothing was changed): {error}")
     changes = plan_owned(client, resource, desired, live, state, fields)
-    run(changes, module.check_mode, parallelism)
-    result = report(changes, module._diff, retries=client.retries, **extra)
-    if any(c.action == "failed" for c in changes):
-        module.fail_json(msg=failure_message(changes), **result)
-    module.exit_json(**result)
+    module.exit_json(**apply_changes(module, client, changes, parallelism, **extra))

@@ -97,11 +97,7 @@ if KUBERNETES_IMPORT_ERROR is None:
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
     from ansible_collections.meshtune.mesh.plugins.module_utils.objects import plan_present
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
-        failure_message,
-        report,
-        run,
-    )
+    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import apply_changes
 
 
 def argument_spec():
@@ -170,11 +166,7 @@ def main():
         changes = plan_present(client, targets)
     except KubeError as error:
         module.fail_json(msg=f"Could not read the objects (nothing was changed): {error}")
-    run(changes, module.check_mode, module.params["parallelism"])
-    result = report(changes, module._diff, retries=client.retries)
-    if any(change.action == "failed" for change in changes):
-        module.fail_json(msg=failure_message(changes), **result)
-    module.exit_json(**result)
+    module.exit_json(**apply_changes(module, client, changes, module.params["parallelism"]))
 
 
 if __name__ == "__main__":

@@ -231,9 +231,8 @@ if KUBERNETES_IMPORT_ERROR is None:
 
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
-        failure_message,
+        apply_changes,
         report,
-        run,
     )
 
 
@@ -317,10 +316,7 @@ def main():
     client = KubeClient.from_module(module)
     resources, workloads = read(module, client, params)
     changes = plan_changes(client, resources, workloads, wanted_settings(params))
-    run(changes, module.check_mode, params["parallelism"])
-    result = report(changes, module._diff, retries=client.retries)
-    if any(c.action == "failed" for c in changes):
-        module.fail_json(msg=failure_message(changes), **result)
+    result = apply_changes(module, client, changes, params["parallelism"])
     if params["wait"] and not module.check_mode:
         wait(module, client, resources, changes, result)
     module.exit_json(**result)
