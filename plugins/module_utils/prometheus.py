@@ -24,12 +24,17 @@ from collections import OrderedDict, namedtuple
 from datetime import datetime
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import SSLValidationError, open_url
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import (
+    is_secret_header,
+    redact_text,
+    redact_url,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
 INSTANT_PATH = "/api/v1/query"
@@ -37,6 +42,9 @@ RANGE_PATH = "/api/v1/query_range"
 # Prometheus refuses range queries with more points per series than this.
 MAX_POINTS = 11000
 USER_AGENT = "meshtune.mesh.prometheus_query"
+# The longest wait for one answer: far above any query Prometheus would still evaluate, and small
+# enough for the socket layer (which refuses timeouts beyond a few hundred years).
+MAX_TIMEOUT = 86400
 
 _DURATION_UNITS = OrderedDict([("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600),
                                ("ms", 0.001), ("m", 60), ("s", 1)])
@@ -45,6 +53,8 @@ DURATION_RE = re.compile(rf"^(?:{_DURATION_PART})+$")
 RFC3339_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
                         r"([Zz]|[+-]\d{2}:\d{2})$")
 RELATIVE_RE = re.compile(r"^(?:now)?\s*([+-])\s*(\S+)$")
+# RFC 9110 token: what a header name may contain.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 DURATION_FORM = "a duration such as 30s, 1m, 1h30m or a number of seconds"
 TIME_FORM = "an RFC3339 time (2024-05-01T12:00:00Z), unix seconds, now, or a relative time such as -10m"
@@ -121,11 +131,19 @@ def parse_time(path, value, now):
 
 
 def check_url(path, value):
-    """The base URL without a trailing slash: http(s), a host, no query string."""
-    parts = urlsplit(value or "")
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+    """The base URL without a trailing slash: http(s), a host, no query string.
+
+    A bad URL is quoted with its credentials masked: it may still hold a real password.
+    """
+    try:
+        parts = urlsplit(value or "")
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
         raise InvalidOption(path, "an http(s) URL of the Prometheus server, such as "
-                                  "http://prometheus.istio-system:9090", value)
+                                  "http://prometheus.istio-system:9090", redact_url(value))
     return value.rstrip("/")
 
 
@@ -193,8 +211,8 @@ def plan_queries(params, now):
         time = problems.check(parse_time, "time", params.get("time") or "now", now)
 
     timeout = params.get("timeout")
-    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0):
-        problems.add("timeout", "a positive number of seconds", timeout)
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT):
+        problems.add("timeout", f"a positive number of seconds, at most {MAX_TIMEOUT} (a day)", timeout)
     if params.get("bearer_token") is not None and params.get("username") is not None:
         problems.add("bearer_token", "either bearer_token or username/password, not both", "(hidden)")
     if params.get("client_key") is not None and params.get("client_cert") is None:
@@ -202,69 +220,190 @@ def plan_queries(params, now):
     for option in ("ca_cert", "client_cert", "client_key"):
         problems.check(check_file, option, params.get(option))
     for name, header in (params.get("headers") or {}).items():
-        if isinstance(header, (dict, list)) or header is None:
-            problems.add(f"headers.{name}", "a string header value", header)
+        shown = "(hidden)" if is_secret_header(name) else header
+        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+            problems.add(f"headers.{name}", "a header name of letters, digits and -", name)
+        elif isinstance(header, (dict, list, bool)) or header is None:
+            problems.add(f"headers.{name}", "a string header value", shown)
+        elif any(char in str(header) for char in "\r\n\0"):
+            problems.add(f"headers.{name}", "a header value on one line", shown)
     message = problems.message()
     if message:
         return message, None
     return None, Plan("range" if is_range else "instant", queries, time, start, end, step)
 
 
-def sample_value(text):
+# Reading answers. Prometheus's HTTP API answers {status, data, warnings, infos, errorType, error};
+# every part a server sends is checked here, once, so a server (or a proxy in front of it) that
+# sends something else fails the query with the JSON path of what is wrong, never a traceback.
+
+
+def _describe(value):
+    """A short stand-in for a value in messages: never a whole answer."""
+    if isinstance(value, dict):
+        return f"an object with {len(value)} keys" if value else {}
+    if isinstance(value, list):
+        return f"a list of {len(value)}" if value else []
+    if isinstance(value, str) and len(value) > 80:
+        return value[:77] + "..."
+    return value
+
+
+def _shape(path, expected, value):
+    return InvalidOption(path, expected, _describe(value))
+
+
+def sample_value(text, path="value"):
     """A float from Prometheus's string value ("1.5", "NaN", "+Inf", "-Inf")."""
-    return float(text)
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise _shape(path, "a sample value (a number as a string)", text)
+    try:
+        return float(text)
+    except ValueError as err:
+        raise _shape(path, "a sample value (a number as a string)", text) from err
 
 
-def _histogram(data):
+def _timestamp(path, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _shape(path, "a unix time in seconds", value)
+    return value
+
+
+def _pair(path, value, expected="a [timestamp, value] pair"):
+    if not isinstance(value, list) or len(value) != 2:
+        raise _shape(path, expected, value)
+    return _timestamp(path + "[0]", value[0]), value[1]
+
+
+def _metric(path, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise _shape(path, "a map of label name to value", value)
+    return value
+
+
+def _mapping(path, value, expected):
+    if not isinstance(value, dict):
+        raise _shape(path, expected, value)
+    return value
+
+
+def _list(path, value, expected):
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _shape(path, expected, value)
+    return value
+
+
+def _histogram(data, path="histogram"):
     """A native histogram sample with its numbers as floats."""
+    _mapping(path, data, "a native histogram {count, sum, buckets}")
+    buckets = []
+    for index, bucket in enumerate(_list(path + ".buckets", data.get("buckets"),
+                                         "a list of [rule, lower, upper, count] buckets")):
+        where = f"{path}.buckets[{index}]"
+        if not isinstance(bucket, list) or len(bucket) != 4:
+            raise _shape(where, "a [rule, lower, upper, count] bucket", bucket)
+        rule = bucket[0]
+        if isinstance(rule, bool) or not isinstance(rule, int) or not 0 <= rule <= 3:
+            raise _shape(where + "[0]", "a boundary rule 0 to 3", rule)
+        buckets.append([rule] + [sample_value(bucket[position], f"{where}[{position}]")
+                                 for position in (1, 2, 3)])
     return {
-        "count": float(data.get("count", "0")),
-        "sum": float(data.get("sum", "0")),
-        "buckets": [[rule, float(lower), float(upper), float(count)]
-                    for rule, lower, upper, count in data.get("buckets") or []],
+        "count": sample_value(data.get("count", "0"), path + ".count"),
+        "sum": sample_value(data.get("sum", "0"), path + ".sum"),
+        "buckets": buckets,
     }
 
 
-def convert(data):
+def _vector_sample(path, sample):
+    _mapping(path, sample, "a sample {metric, value} or {metric, histogram}")
+    metric = _metric(path + ".metric", sample.get("metric"))
+    if "histogram" in sample:
+        timestamp, histogram = _pair(path + ".histogram", sample["histogram"],
+                                     "a [timestamp, histogram] pair")
+        return {"metric": metric, "histogram": _histogram(histogram, path + ".histogram[1]"),
+                "timestamp": timestamp}
+    if "value" not in sample:
+        raise _shape(path, "a sample {metric, value} or {metric, histogram}", sample)
+    timestamp, text = _pair(path + ".value", sample["value"])
+    return {"metric": metric, "value": sample_value(text, path + ".value[1]"), "timestamp": timestamp}
+
+
+def _matrix_series(path, series):
+    _mapping(path, series, "a series {metric, values}")
+    entry = {"metric": _metric(path + ".metric", series.get("metric")), "values": []}
+    for index, point in enumerate(_list(path + ".values", series.get("values"),
+                                        "a list of [timestamp, value] pairs")):
+        where = f"{path}.values[{index}]"
+        timestamp, text = _pair(where, point)
+        entry["values"].append([timestamp, sample_value(text, where + "[1]")])
+    histograms = _list(path + ".histograms", series.get("histograms"),
+                       "a list of [timestamp, histogram] pairs")
+    if histograms:
+        entry["histograms"] = []
+        for index, point in enumerate(histograms):
+            where = f"{path}.histograms[{index}]"
+            timestamp, histogram = _pair(where, point, "a [timestamp, histogram] pair")
+            entry["histograms"].append([timestamp, _histogram(histogram, where + "[1]")])
+    return entry
+
+
+RESULT_TYPES = ("vector", "matrix", "scalar", "string")
+
+
+def convert(data, path="data"):
     """{result_type, result, value}: typed samples of a query's `data` object.
 
     value is the single number of a scalar or of a one-sample vector, else None, so a figure
-    can be read as `.value` without indexing.
+    can be read as `.value` without indexing. InvalidOption names the part of `data` that is not
+    what Prometheus's HTTP API sends.
     """
+    _mapping(path, data, "an object with resultType and result")
     result_type = data.get("resultType")
     raw = data.get("result")
+    where = path + ".result"
     value = None
     if result_type == "vector":
-        result = []
-        for sample in raw:
-            if "histogram" in sample:
-                timestamp, histogram = sample["histogram"]
-                result.append({"metric": sample.get("metric", {}), "histogram": _histogram(histogram),
-                               "timestamp": timestamp})
-            else:
-                timestamp, text = sample["value"]
-                result.append({"metric": sample.get("metric", {}), "value": sample_value(text),
-                               "timestamp": timestamp})
+        result = [_vector_sample(f"{where}[{index}]", sample)
+                  for index, sample in enumerate(_list(where, raw, "a list of samples"))]
         if len(result) == 1 and "value" in result[0]:
             value = result[0]["value"]
     elif result_type == "matrix":
-        result = []
-        for series in raw:
-            entry = {"metric": series.get("metric", {}),
-                     "values": [[timestamp, sample_value(text)]
-                                for timestamp, text in series.get("values") or []]}
-            if series.get("histograms"):
-                entry["histograms"] = [[timestamp, _histogram(histogram)]
-                                       for timestamp, histogram in series["histograms"]]
-            result.append(entry)
+        result = [_matrix_series(f"{where}[{index}]", series)
+                  for index, series in enumerate(_list(where, raw, "a list of series"))]
     elif result_type == "scalar":
-        result = {"timestamp": raw[0], "value": sample_value(raw[1])}
+        timestamp, text = _pair(where, raw)
+        result = {"timestamp": timestamp, "value": sample_value(text, where + "[1]")}
         value = result["value"]
     elif result_type == "string":
-        result = {"timestamp": raw[0], "value": raw[1]}
+        timestamp, text = _pair(where, raw)
+        if not isinstance(text, str):
+            raise _shape(where + "[1]", "a string", text)
+        result = {"timestamp": timestamp, "value": text}
     else:
-        raise ValueError(f"unknown result type {result_type!r}")
+        raise _shape(path + ".resultType", "one of " + ", ".join(RESULT_TYPES), result_type)
     return {"result_type": result_type, "result": result, "value": value}
+
+
+def read_answer(answer):
+    """(converted data, warnings) of a successful answer; InvalidOption naming what is wrong."""
+    _mapping("answer", answer, "a JSON object with status and data")
+    if answer.get("status") != "success":
+        raise _shape("status", "success or error", answer.get("status"))
+    notes = []
+    for key in ("warnings", "infos"):
+        listed = _list(key, answer.get(key), "a list of strings")
+        for index, note in enumerate(listed):
+            if not isinstance(note, str):
+                raise _shape(f"{key}[{index}]", "a string", note)
+        if key == "warnings":
+            notes = listed
+    if "data" not in answer:
+        raise _shape("data", "the query result", None)
+    return convert(answer["data"]), notes
 
 
 def one_line(text):
@@ -276,16 +415,39 @@ def format_seconds(seconds):
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
 
 
+def split_credentials(url):
+    """(URL without user:password@, user or None, password or None), the two percent-decoded.
+
+    Credentials given in the URL are sent as basic authentication right away, as curl does, not
+    only after a 401 challenge (which a server may not send), unless an Authorization header is
+    given.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, unquote(user), unquote(password) if colon else None
+
+
 class PrometheusClient:
-    """Posts PromQL to one Prometheus server; errors become one-line PrometheusError messages."""
+    """Posts PromQL to one Prometheus server; errors become one-line PrometheusError messages.
+
+    Messages name the server by `shown_url`: the URL with any credentials in it masked.
+    """
 
     def __init__(self, url, timeout=30.0, headers=None, bearer_token=None, username=None,
                  password=None, validate_certs=True, ca_cert=None, client_cert=None, client_key=None):
-        self.url = url.rstrip("/")
+        self.shown_url = redact_url(url.rstrip("/"))
+        self.url, url_username, url_password = split_credentials(url.rstrip("/"))
         self.timeout = timeout
         self.headers = {str(k): str(v) for k, v in (headers or {}).items()}
         if bearer_token is not None:
             self.headers["Authorization"] = "Bearer " + bearer_token
+        explicit = any(name.lower() == "authorization" for name in self.headers)
+        if username is None and url_username is not None and not explicit:
+            username, password = url_username, url_password or ""
         self.username = username
         self.password = password
         self.validate_certs = validate_certs
@@ -305,19 +467,25 @@ class PrometheusClient:
         """(converted result, warnings) of one query."""
         form["timeout"] = format_seconds(self.timeout)
         body = self._post(name, query, path, form)
-        try:
-            answer = json.loads(to_text(body))
-        except ValueError as err:
-            raise PrometheusError(f"{self.url}{path} did not answer with JSON ({one_line(err)}): "
-                                  "is it a Prometheus server?") from err
-        if not isinstance(answer, dict) or answer.get("status") != "success":
+        answer = self._json(path, body)
+        if isinstance(answer, dict) and answer.get("status") == "error":
             raise PrometheusError(self._refusal(name, query, answer))
         try:
-            converted = convert(answer.get("data") or {})
-        except (KeyError, TypeError, ValueError) as err:
-            raise PrometheusError(f"{self.url}{path} sent a result this module cannot read "
-                                  f"({one_line(err)}) for query {name!r}") from err
-        return converted, answer.get("warnings") or []
+            return read_answer(answer)
+        except InvalidOption as err:
+            label = "" if name == "query" else f" {name!r}"
+            raise PrometheusError(f"The answer of {self.shown_url}{path} to query{label} is not what "
+                                  f"Prometheus's HTTP API sends: {one_line(err)}") from err
+
+    def _json(self, path, body):
+        try:
+            return json.loads(to_text(body, errors="surrogate_or_replace"))
+        except RecursionError as err:
+            raise PrometheusError(f"{self.shown_url}{path} answered with JSON nested too deeply to "
+                                  "be a Prometheus answer") from err
+        except ValueError as err:
+            raise PrometheusError(f"{self.shown_url}{path} did not answer with JSON ({one_line(err)}): "
+                                  "is it a Prometheus server?") from err
 
     def _post(self, name, query, path, form):
         headers = dict(self.headers)
@@ -350,33 +518,35 @@ class PrometheusClient:
         except (OSError, AttributeError):
             body = b""
         try:
-            answer = json.loads(to_text(body or b""))
-        except ValueError:
+            answer = json.loads(to_text(body or b"", errors="surrogate_or_replace"))
+        except (ValueError, RecursionError):
             answer = None
         if isinstance(answer, dict) and answer.get("status") == "error":
             raise PrometheusError(self._refusal(name, query, answer))
         excerpt = one_line(to_text(body or b"", errors="replace"))[:200]
         detail = ": " + excerpt if excerpt else ""
-        raise PrometheusError(f"Prometheus at {self.url} answered HTTP {err.code} "
+        raise PrometheusError(f"Prometheus at {self.shown_url} answered HTTP {err.code} "
                               f"{one_line(err.msg or '')} for {path}{detail}")
 
     def _refusal(self, name, query, answer):
-        answer = answer if isinstance(answer, dict) else {}
-        kind = answer.get("errorType") or "error"
-        error = one_line(answer.get("error") or "no error text")
+        kind = answer.get("errorType")
+        kind = kind if isinstance(kind, str) and kind else "error"
+        error = answer.get("error")
+        error = one_line(error) if isinstance(error, str) and error.strip() else "no error text"
         label = "" if name == "query" else f" {name!r}"
         promql = one_line(query)
         if kind == "timeout":
-            return f"Prometheus at {self.url} timed out evaluating query{label}: {error} (query: {promql})"
-        return f"Prometheus at {self.url} rejected query{label} ({kind}): {error} (query: {promql})"
+            return (f"Prometheus at {self.shown_url} timed out evaluating query{label}: {error} "
+                    f"(query: {promql})")
+        return f"Prometheus at {self.shown_url} rejected query{label} ({kind}): {error} (query: {promql})"
 
     def _timed_out(self, name):
         label = "" if name == "query" else f" {name!r}"
-        return (f"Prometheus at {self.url} did not answer query{label} within "
+        return (f"Prometheus at {self.shown_url} did not answer query{label} within "
                 f"{format_seconds(self.timeout)} s (option timeout)")
 
     def _unreachable(self, reason):
-        return f"Cannot reach Prometheus at {self.url}: {one_line(to_native(reason))}"
+        return f"Cannot reach Prometheus at {self.shown_url}: {redact_text(one_line(to_native(reason)))}"
 
 
 def run_queries(client, plan):

@@ -20,7 +20,12 @@ description:
     figures computed from them fit together.
   - Options are checked before the first request. A query Prometheus refuses fails with
     Prometheus's error text and the query; an unreachable server fails with one line naming the
-    URL and the reason.
+    URL and the reason. An answer that is not what Prometheus's HTTP API sends (a proxy's page,
+    a result of the wrong shape) fails naming the part that is wrong, such as
+    C(data.result[0].values).
+  - Credentials never appear in the output. A password in O(url) is masked wherever the URL is
+    shown, and its value, O(password), O(bearer_token) and the values of O(headers) named like
+    credentials are hidden from the task's result, also at C(-vvv).
 author:
   - meshtune maintainers (@meshtune)
 options:
@@ -28,6 +33,9 @@ options:
     description:
       - Base URL of the Prometheus server, for example C(http://prometheus.istio-system:9090).
         A path prefix (C(https://example.com/prometheus)) is kept.
+      - Credentials in the URL (C(https://user:password@host)) are sent as HTTP basic
+        authentication, unless O(username), O(bearer_token) or an C(Authorization) header is
+        given, and shown masked (C(user:********@host)). Prefer O(username) and O(password).
     type: str
     required: true
   query:
@@ -62,7 +70,8 @@ options:
     type: str
   timeout:
     description:
-      - Seconds to wait for each answer. Also sent to Prometheus as the query evaluation timeout.
+      - Seconds to wait for each answer, at most 86400 (a day). Also sent to Prometheus as the
+        query evaluation timeout.
     type: float
     default: 30
   bearer_token:
@@ -90,7 +99,13 @@ options:
     type: bool
     default: true
   headers:
-    description: Extra HTTP headers, for example a tenant header of a multi-tenant Prometheus.
+    description:
+      - Extra HTTP headers, for example a tenant header of a multi-tenant Prometheus.
+      - Values of headers whose names suggest credentials (C(Authorization), C(Cookie), names
+        containing C(token), C(key), C(secret), C(auth), C(password), C(session)) are hidden from
+        the output like O(password). Other header values show in the recorded arguments at
+        C(-vvv); pass a credential under such a name, as O(bearer_token), or set C(no_log) on the
+        task.
     type: dict
 attributes:
   check_mode:
@@ -196,6 +211,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
     plan_queries,
     run_queries,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets
 
 
 def argument_spec():
@@ -228,6 +244,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    hide_secrets(module, urls=[params["url"]], headers=params["headers"])
     problem, plan = plan_queries(params, time.time())
     if problem:
         module.fail_json(msg=problem)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.modules import prometheus_query
-from tests.ansible_runner import run_module
+from tests.ansible_runner import run_module, run_playbook
 from tests.conftest import require_program
 from tests.http_stub import QuietHandler, StubServer, serving
 from tests.module_harness import call_module
@@ -426,3 +426,197 @@ def test_tls_with_ca_cert_and_without_validation(tls_recorder):
     assert "CERTIFICATE_VERIFY_FAILED" in refused["msg"]
     assert "\n" not in refused["msg"]
     assert len(tls_recorder.requests) == 2
+
+
+# --- answers of the wrong shape ---------------------------------------------------------------
+
+def no_traceback(result: dict) -> None:
+    """A failure a person can act on: one message, no Python exception or trace in the result."""
+    assert "exception" not in result, result["exception"]
+    assert "Traceback" not in json.dumps(result)
+    assert "\n" not in result["msg"]
+
+
+SCALAR = {"resultType": "scalar", "result": [1714564800, "0.25"]}
+
+
+@pytest.mark.parametrize(("answer", "problem"), [
+    ({"status": "success", "data": []}, "data: expected an object with resultType and result, got []"),
+    ({"status": "success", "data": [1, 2]}, "data: expected an object with resultType and result, "
+                                            "got 'a list of 2'"),
+    ({"status": "success"}, "data: expected the query result, got None"),
+    ({"status": "success", "data": {}}, "data.resultType: expected one of vector, matrix, scalar, string"),
+    ({"status": "success", "data": SCALAR, "warnings": 5}, "warnings: expected a list of strings, got 5"),
+    ({"status": "success", "data": SCALAR, "warnings": [{"a": 1}]}, "warnings[0]: expected a string"),
+    ({"status": "success", "data": SCALAR, "infos": "note"}, "infos: expected a list of strings"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {}, "histogram": [1714564800, []]}]}},
+     "data.result[0].histogram[1]: expected a native histogram {count, sum, buckets}, got []"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {}, "histogram": [1714564800, {"count": "1", "buckets": [[0, "1", "2"]]}]}]}},
+     "data.result[0].histogram[1].buckets[0]: expected a [rule, lower, upper, count] bucket"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "histogram": []}]}},
+     "data.result[0].histogram: expected a [timestamp, histogram] pair, got []"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": ["abc"]}},
+     "data.result[0]: expected a series {metric, values}, got 'abc'"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": [{"metric": {}, "values": "abc"}]}},
+     "data.result[0].values: expected a list of [timestamp, value] pairs, got 'abc'"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [[1714564800, "1"], [1714564830]]}]}},
+     "data.result[0].values[1]: expected a [timestamp, value] pair"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {}, "values": [], "histograms": {"a": 1}}]}},
+     "data.result[0].histograms: expected a list of [timestamp, histogram] pairs"),
+    ({"status": "success", "data": {"resultType": "vector", "result": {"a": 1}}},
+     "data.result: expected a list of samples"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"metric": 5, "value": [1, "1"]}]}},
+     "data.result[0].metric: expected a map of label name to value, got 5"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}},
+     "data.result[0]: expected a sample {metric, value} or {metric, histogram}"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"value": ["now", "1"]}]}},
+     "data.result[0].value[0]: expected a unix time in seconds, got 'now'"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, "many"]}]}},
+     "data.result[0].value[1]: expected a sample value (a number as a string), got 'many'"),
+    ({"status": "success", "data": {"resultType": "vector", "result": [{"value": [1, None]}]}},
+     "data.result[0].value[1]: expected a sample value (a number as a string), got None"),
+    ({"status": "success", "data": {"resultType": "scalar", "result": "1"}},
+     "data.result: expected a [timestamp, value] pair, got '1'"),
+    ({"status": "success", "data": {"resultType": "string", "result": [1, 2]}},
+     "data.result[1]: expected a string, got 2"),
+    ({"status": "ok", "data": SCALAR}, "status: expected success or error, got 'ok'"),
+    ([1, 2, 3], "answer: expected a JSON object with status and data, got 'a list of 3'"),
+    (42, "answer: expected a JSON object with status and data, got 42"),
+])
+def test_an_answer_of_the_wrong_shape_fails_naming_what_is_wrong(recorder, answer, problem):
+    recorder.body = json.dumps(answer)
+    result = query({"url": recorder.url, "queries": {"cpu": "up"}})
+    assert result["failed"] is True, result
+    assert result["msg"].startswith(f"The answer of {recorder.url}/api/v1/query to query 'cpu' is not "
+                                    "what Prometheus's HTTP API sends: "), result["msg"]
+    assert problem in result["msg"]
+    no_traceback(result)
+
+
+def test_an_answer_nested_too_deeply_fails_without_a_traceback(recorder):
+    recorder.body = '{"status": "success", "data": ' + "[" * 100000 + "]" * 100000 + "}"
+    result = query({"url": recorder.url, "query": "up"})
+    assert result["failed"] is True
+    assert result["msg"] == (f"{recorder.url}/api/v1/query answered with JSON nested too deeply to be "
+                             "a Prometheus answer")
+    no_traceback(result)
+
+
+def test_an_error_answer_of_the_wrong_shape_still_fails_with_one_line(recorder):
+    recorder.status = 400
+    recorder.body = json.dumps({"status": "error", "errorType": ["x"], "error": {"nested": True}})
+    result = query({"url": recorder.url, "query": "up"})
+    assert result["msg"] == f"Prometheus at {recorder.url} rejected query (error): no error text (query: up)"
+    no_traceback(result)
+
+
+@pytest.mark.parametrize("timeout", [1e12, 86401, float("inf"), float("nan")])
+def test_a_timeout_too_long_for_a_socket_is_refused_before_any_request(recorder, timeout):
+    result = query({"url": recorder.url, "query": "up", "timeout": timeout})
+    assert result["failed"] is True
+    assert result["msg"].startswith("Invalid options (nothing was changed): timeout: expected a positive "
+                                    "number of seconds, at most 86400 (a day), got ")
+    no_traceback(result)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize(("headers", "problem"), [
+    ({"X-Tenant": "a\r\nInjected: yes"}, "headers.X-Tenant: expected a header value on one line"),
+    ({"Bad Name": "x"}, "headers.Bad Name: expected a header name of letters, digits and -"),
+    ({"Authorization": "Bearer a\nb"}, "headers.Authorization: expected a header value on one line, "
+                                       "got '(hidden)'"),
+])
+def test_headers_that_http_cannot_carry_are_refused(recorder, headers, problem):
+    result = query({"url": recorder.url, "query": "up", "headers": headers})
+    assert result["failed"] is True
+    assert problem in result["msg"]
+    no_traceback(result)
+    assert recorder.requests == []
+
+
+# --- credentials never shown ----------------------------------------------------------------
+
+def test_a_password_in_the_url_is_sent_but_never_shown(recorder):
+    url = recorder.url.replace("http://", "http://mesh:pa55-in-url@")
+    result = query({"url": url, "query": "up"})
+    assert result["value"] == 0.25, result
+    expected = "Basic " + base64.b64encode(b"mesh:pa55-in-url").decode()
+    assert recorder.requests[0]["headers"]["authorization"] == expected
+    assert "pa55-in-url" not in json.dumps(result)
+
+    recorder.status = 500
+    recorder.body = "boom"
+    failed = query({"url": url, "query": "up"})
+    shown = recorder.url.replace("http://", "http://mesh:********@")
+    assert failed["msg"].startswith(f"Prometheus at {shown} answered HTTP 500"), failed["msg"]
+    assert "pa55-in-url" not in json.dumps(failed)
+
+
+def test_a_password_in_the_url_of_an_unreachable_server_is_masked():
+    port = free_port()
+    result = query({"url": f"http://alice:pw-s3cret-9@127.0.0.1:{port}", "query": "up"})
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"Cannot reach Prometheus at http://alice:********@127.0.0.1:{port}: ")
+    assert "pw-s3cret-9" not in json.dumps(result)
+
+
+def test_a_bad_url_is_quoted_with_its_password_masked():
+    result = query({"url": "ftp://alice:pw-s3cret-9@prometheus:9090", "query": "up"})
+    assert "got 'ftp://alice:********@prometheus:9090'" in result["msg"]
+    assert "pw-s3cret-9" not in json.dumps(result)
+
+
+VERBOSE_PLAYBOOK = """
+- name: Query with credentials
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Query a server that answers
+      meshtune.mesh.prometheus_query:
+        url: "{{ good_url }}"
+        query: up
+        headers:
+          Authorization: Bearer tok-s3cret-7
+          X-Scope-OrgID: mesh
+      register: answered
+
+    - name: Query a server that does not
+      meshtune.mesh.prometheus_query:
+        url: "{{ bad_url }}"
+        query: up
+        bearer_token: bearer-s3cret-5
+        timeout: 5
+      ignore_errors: true
+
+    - name: Query with basic authentication options
+      meshtune.mesh.prometheus_query:
+        url: "{{ bad_url }}"
+        query: up
+        username: alice
+        password: option-s3cret-3
+      ignore_errors: true
+
+    - name: Show what was registered
+      ansible.builtin.debug:
+        var: answered
+"""
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-vvv"]])
+def test_no_credential_reaches_the_playbook_output(recorder, tmp_path, verbosity):
+    playbook = tmp_path / "credentials.yml"
+    playbook.write_text(VERBOSE_PLAYBOOK)
+    good = recorder.url.replace("http://", "http://alice:pw-s3cret-9@")
+    bad = f"http://alice:pw-s3cret-9@127.0.0.1:{free_port()}"
+    process = run_playbook(playbook, {"good_url": good, "bad_url": bad}, *verbosity)
+    output = process.stdout + process.stderr
+    assert "Cannot reach Prometheus at http://alice:********@127.0.0.1" in output, output
+    assert recorder.requests[0]["headers"]["authorization"] == "Bearer tok-s3cret-7"
+    for secret in ("pw-s3cret-9", "tok-s3cret-7", "bearer-s3cret-5", "option-s3cret-3"):
+        assert secret not in output, secret
+    if verbosity:
+        assert "X-Scope-OrgID" in output  # the invocation is shown, with the secrets masked

@@ -93,13 +93,13 @@ def test_plan_reports_every_problem_at_once():
     assert plan is None
     assert message.split(": ", 1)[1].split("; ") == [
         "url: expected an http(s) URL of the Prometheus server, such as http://prometheus.istio-system:9090, "
-        "got 'http://x/?a=1'",
+        "got 'http://x/?a=********'",
         "queries: expected at least one name: PromQL pair, got {}",
         "step: expected a duration such as 30s, 1m, 1h30m or a number of seconds, got 'fast'",
         "end: expected an RFC3339 time (2024-05-01T12:00:00Z), unix seconds, now, or a relative time such "
         "as -10m, got 'soon'",
         "start: expected a start time, as end and step make a range query, got None",
-        "timeout: expected a positive number of seconds, got -1",
+        "timeout: expected a positive number of seconds, at most 86400 (a day), got -1",
         "bearer_token: expected either bearer_token or username/password, not both, got '(hidden)'",
     ]
     assert "'t'" not in message
