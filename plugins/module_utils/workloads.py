@@ -23,6 +23,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import Cha
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
     Problems,
+    check_label_key,
+    check_label_value,
     check_name,
     check_quantity_pair,
     check_range,
@@ -58,15 +60,23 @@ MAX_CONFLICT_RETRIES = 5
 FIRST_POLL = 0.5
 MAX_POLL = 5.0
 
-_SELECTOR_KEY = (r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?"
-                 r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_SELECTOR_VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+# Label selector syntax as the API server parses it (k8s.io/apimachinery/pkg/labels): tokens end
+# at whitespace (space, tab, CR, LF only) or at one of !=(),<>; the keys and values found are then
+# checked as label keys and values.
+_SELECTOR_SPACE = r"[ \t\r\n]"
+_SELECTOR_TOKEN = r"[^ \t\r\n!=(),<>]+"
 _SELECTOR_REQUIREMENTS = [re.compile(pattern) for pattern in (
-    rf"^\s*!?\s*{_SELECTOR_KEY}\s*$",
-    rf"^\s*{_SELECTOR_KEY}\s*(?:==|=|!=)\s*{_SELECTOR_VALUE}\s*$",
-    rf"^\s*{_SELECTOR_KEY}\s+(?:in|notin)\s*\(\s*{_SELECTOR_VALUE}(?:\s*,\s*{_SELECTOR_VALUE})*\s*\)\s*$",
-    rf"^\s*{_SELECTOR_KEY}\s*[<>]\s*\d+\s*$",
+    rf"\A{_SELECTOR_SPACE}*!?{_SELECTOR_SPACE}*(?P<key>{_SELECTOR_TOKEN}){_SELECTOR_SPACE}*\Z",
+    rf"\A{_SELECTOR_SPACE}*(?P<key>{_SELECTOR_TOKEN}){_SELECTOR_SPACE}*(?:==|=|!=)"
+    rf"{_SELECTOR_SPACE}*(?P<value>{_SELECTOR_TOKEN})?{_SELECTOR_SPACE}*\Z",
+    rf"\A{_SELECTOR_SPACE}*(?P<key>{_SELECTOR_TOKEN}){_SELECTOR_SPACE}+(?:in|notin){_SELECTOR_SPACE}*"
+    rf"\((?P<values>[^()]*)\){_SELECTOR_SPACE}*\Z",
+    rf"\A{_SELECTOR_SPACE}*(?P<key>{_SELECTOR_TOKEN}){_SELECTOR_SPACE}*[<>]{_SELECTOR_SPACE}*"
+    rf"(?P<number>[0-9]+){_SELECTOR_SPACE}*\Z",
 )]
+_SELECTOR_SET_VALUE = re.compile(rf"\A{_SELECTOR_SPACE}*(?P<value>{_SELECTOR_TOKEN})?{_SELECTOR_SPACE}*\Z")
+SELECTOR_EXPECTED = "a label selector such as app=web,tier in (api,db),!legacy"
+INT64_MAX = 2 ** 63 - 1
 
 # What one call asks for. `annotations` maps annotation -> value to set, or None to remove it;
 # `concurrency` is the value to merge into proxy.istio.io/config (None with touch_concurrency:
@@ -81,13 +91,44 @@ class InvalidProxyConfig(ValueError):
 # ---- validation -----------------------------------------------------------------------------
 
 def check_label_selector(path, value):
-    """A label selector as `kubectl get -l` takes it: `app=web,tier in (a,b),!legacy`."""
-    requirements = _split_selector(value) if isinstance(value, str) else [None]
-    for requirement in requirements:
-        if requirement is None or not any(p.match(requirement) for p in _SELECTOR_REQUIREMENTS):
-            raise InvalidOption(path, "a label selector such as app=web,tier in (api,db),!legacy",
-                                value)
+    """A label selector as `kubectl get -l` takes it: `app=web,tier in (a,b),!legacy`.
+
+    Checked as the API server checks it: the syntax, then each key as a label key and each value
+    as a label value (`<` and `>` take an integer).
+    """
+    if not isinstance(value, str):
+        raise InvalidOption(path, SELECTOR_EXPECTED, value)
+    for requirement in _split_selector(value):
+        problem = _requirement_problem(requirement)
+        if problem:
+            raise InvalidOption(path, f"{SELECTOR_EXPECTED} ({problem})", value)
     return value
+
+
+def _requirement_problem(requirement):
+    """What is wrong with one requirement of a selector, or None."""
+    match = next((m for m in (p.match(requirement) for p in _SELECTOR_REQUIREMENTS) if m), None)
+    if match is None:
+        return f"{requirement!r} is not a requirement such as key, !key, key=value, key!=value, " \
+               "key in (a,b), key notin (a,b), key<1 or key>1"
+    groups = match.groupdict()
+    values = [groups.get("value") or ""]
+    if groups.get("values") is not None:
+        values = [_SELECTOR_SET_VALUE.match(item) for item in groups["values"].split(",")]
+        if not all(values):
+            return f"{requirement!r}: the values in ( ) are label values separated by commas"
+        values = [item.group("value") or "" for item in values]
+    if groups.get("number") is not None:
+        values = [groups["number"]]
+        if int(groups["number"]) > INT64_MAX:
+            return f"{requirement!r}: {groups['number']} is beyond the largest 64-bit integer"
+    try:
+        check_label_key("key", groups["key"])
+        for item in values:
+            check_label_value("value", item)
+    except InvalidOption as error:
+        return f"in {requirement!r}, {error.value!r} is not {error.expected}"
+    return None
 
 
 def _split_selector(selector):

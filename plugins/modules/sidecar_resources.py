@@ -47,9 +47,15 @@ options:
     description:
       - Tune only the workloads whose labels match this selector, in the syntax of
         C(kubectl get -l), for example C(app=web,tier in (api,db)).
+      - Checked before any request as the API server checks it, the keys as label keys and the
+        values as label values.
     type: str
   cpu_request:
-    description: CPU request of the sidecar, a Kubernetes quantity such as C(100m) or C(0.5).
+    description:
+      - CPU request of the sidecar, a Kubernetes quantity such as C(100m) or C(0.5).
+      - Quantities are written exactly as given, so each must be a quantity and nothing else;
+        one with spaces or a line break around it (such as C(128Mi) and a newline, from a YAML
+        block scalar) is refused, not trimmed. At most the API server's limit (2^63-1).
     type: str
   cpu_limit:
     description: CPU limit of the sidecar, a quantity not below O(cpu_request).

@@ -11,11 +11,11 @@ import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import validate
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
-    INT32_MAX,
-    INT32_MIN,
     DNS1123_LABEL_RE,
     DNS1123_SUBDOMAIN_RE,
     DURATION_RE,
+    INT32_MAX,
+    INT32_MIN,
     QUANTITY_RE,
     InvalidOption,
     canonical_quantity,
@@ -67,7 +67,7 @@ def test_quantities_are_written_in_canonical_form_of_exactly_what_was_checked():
         canonical_quantity(" 0.5")
 
 
-@pytest.mark.parametrize("value", ["١٠٠m", "１００m", "1\u0661", "10\u0660s"])
+@pytest.mark.parametrize("value", ["\u0661\u0660\u0660m", "\uff11\uff10\uff10m", "1\u0661", "10\u0660s"])
 def test_digits_of_other_scripts_are_not_digits(value):
     pattern = DURATION_RE if value.endswith("s") else QUANTITY_RE
     assert pattern.match(value) is None
@@ -111,7 +111,7 @@ def test_durations_end_at_what_go_and_protobuf_durations_hold(value, ok):
     if ok:
         assert check_duration("d", value) == value
     else:
-        with pytest.raises(InvalidOption, match="at most 2562047h47m16.854775807s"):
+        with pytest.raises(InvalidOption, match=re.escape("at most 2562047h47m16.854775807s")):
             check_duration("d", value)
 
 

@@ -440,3 +440,60 @@ def test_good_options_pass(overrides):
                                       "example.com/app=web", "count>3", "app="])
 def test_label_selector_forms(selector):
     assert check_label_selector("label_selector", selector) == selector
+
+
+# ---- values are written exactly as validated ---------------------------------------------------
+
+QUANTITY_OPTIONS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
+
+
+@pytest.mark.parametrize("option", QUANTITY_OPTIONS)
+@pytest.mark.parametrize("value", ["128Mi\n", " 100m", "100m ", "\n1", "1\r\n", "\t2", "2\u00a0",
+                                   "1\u0661", "\uff19"])
+def test_a_quantity_with_anything_around_it_is_refused_not_written_raw(option, value):
+    message = validate(params(**{option: value}))
+    assert message is not None and f"{option}: expected a Kubernetes quantity" in message, message
+
+
+@pytest.mark.parametrize("option", QUANTITY_OPTIONS)
+def test_what_passes_validation_is_exactly_what_is_written(option):
+    settings = params(**{option: "128Mi"})
+    assert validate(settings) is None
+    written = wanted_settings(settings).annotations
+    assert list(written.values()) == ["128Mi"]
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "8Ei", "1e19"])
+def test_a_quantity_the_server_would_cap_is_refused(value):
+    message = validate(params(memory_limit=value))
+    assert "memory_limit: expected a quantity of at most 9223372036854775807" in message
+
+
+@pytest.mark.parametrize(("selector", "why"), [
+    ("app=web\u00a0", "Unicode space"),
+    ("app\u2003=web", "Unicode space"),
+    ("a b=c", "space in a key"),
+    ("app=" + "v" * 64, "value of 64 characters"),
+    ("k" * 64 + "=v", "key name of 64 characters"),
+    ("x" * 254 + "/app=v", "key prefix of 254 characters"),
+    ("Example.com/app=v", "upper-case prefix"),
+    ("app in (a,b c)", "space in a set value"),
+    ("app in (a,-b)", "set value starting with '-'"),
+    ("count>99999999999999999999", "beyond int64"),
+    ("count>-1", "negative number"),
+    ("count>\u0663", "digit of another script"),
+    ("app=web,,tier=db", "empty requirement"),
+    ("app==web=x", "two operators"),
+    ("=web", "no key"),
+])
+def test_label_selectors_are_checked_as_the_api_server_parses_them(selector, why):
+    message = validate(params(cpu_request="100m", label_selector=selector))
+    assert message is not None and "label_selector: expected a label selector" in message, why
+
+
+@pytest.mark.parametrize("selector", [
+    "app=web\n", "\napp=web", "app = web", "app\tin\t(a,b)", "app in (a,,b)", "app in ()",
+    "x" * 253 + "/" + "k" * 63 + "=" + "v" * 63, "count<9223372036854775807",
+])
+def test_label_selector_whitespace_and_limits_the_api_server_accepts(selector):
+    assert check_label_selector("label_selector", selector) == selector
