@@ -7,14 +7,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-from decimal import Decimal
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
+    INT32_MAX,
+    UINT32_MAX,
     InvalidOption,
-    check_duration,
+    check_http_token,
+    check_label,
     check_name,
     check_range,
     check_unique,
+    check_visible_text,
+    duration_nanoseconds,
 )
 
 NETWORKING_GROUP = "networking.istio.io"
@@ -34,13 +38,47 @@ def served_networking_version(module, client, kind):
     return version
 
 
+# A DNS label as Istio takes it in hosts (any case), and the longest host name.
+DNS_LABEL_RE = re.compile(r"\A[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?\Z")
+_ALL_DIGITS_RE = re.compile(r"\A[0-9]+\Z")
+MAX_DNS_LABEL_LENGTH = 63
+MAX_HOST_LENGTH = 253
+# The namespace part of a Sidecar egress host besides namespace names: the Sidecar's own
+# namespace, any namespace, and no namespace (`~/*` leaves the proxy no outbound configuration).
+EGRESS_NAMESPACE_WORDS = (".", "*", "~")
+EGRESS_HOST_EXPECTED = (
+    "a host in namespace/dnsName form such as ./*, istio-system/* or */api.example.com: the "
+    "namespace '.', '*', '~' or a namespace name, the dnsName '*', '*.' and a DNS name, or a fully "
+    f"qualified DNS name (labels of at most {MAX_DNS_LABEL_LENGTH} letters, digits or '-', at most "
+    f"{MAX_HOST_LENGTH} characters)")
+
+
+def is_host(host, fully_qualified=False):
+    """Whether `host` is `*`, `*.` and a DNS name, or a DNS name, as istiod validates hosts.
+
+    Each label is at most 63 letters, digits or '-' (not at either end), the whole at most 253
+    characters; a name of several labels may not end in an all-digit label (so no IP addresses).
+    `fully_qualified` also refuses short names such as `reviews` (Sidecar egress hosts).
+    """
+    if not isinstance(host, str) or len(host) > MAX_HOST_LENGTH:
+        return False
+    if host == "*":
+        return True
+    labels = (host[2:] if host.startswith("*.") else host).split(".")
+    if not all(len(label) <= MAX_DNS_LABEL_LENGTH and DNS_LABEL_RE.match(label) for label in labels):
+        return False
+    several = len(labels) > 1 or host.startswith("*.")
+    if several and _ALL_DIGITS_RE.match(labels[-1]):
+        return False
+    return several or not fully_qualified
+
+
 def check_egress_host(path, host):
     """Sidecar egress hosts are `namespace/dnsName`: `./*`, `istio-system/*`, `*/foo.example.com`."""
-    namespace, _slash, dns_name = host.partition("/") if isinstance(host, str) else ("", "", "")
-    if not namespace or not dns_name or (namespace not in (".", "*", "~") and
-                                         not _is_namespace(namespace)):
-        raise InvalidOption(path, "a host in namespace/dnsName form, e.g. ./* or istio-system/*",
-                            host)
+    namespace, slash, dns_name = host.partition("/") if isinstance(host, str) else ("", "", "")
+    if not slash or not (namespace in EGRESS_NAMESPACE_WORDS or _is_namespace(namespace)) or \
+            not is_host(dns_name, fully_qualified=True):
+        raise InvalidOption(path, EGRESS_HOST_EXPECTED, host)
     return host
 
 
@@ -72,8 +110,6 @@ def sidecar_objects(api_version, namespaces, name, egress_hosts, outbound_traffi
 # istiod's validation and its translation to Envoy accept; each names the option path the user
 # wrote, such as `rules[2].outlier_detection.interval`.
 
-INT32_MAX = 2 ** 31 - 1
-UINT32_MAX = 2 ** 32 - 1
 TLS_MODES = ("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL")
 SIMPLE_LOAD_BALANCERS = ("RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN")
 H2_UPGRADE_POLICIES = ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")
@@ -82,14 +118,6 @@ CONSISTENT_HASH_KEYS = ("http_header_name", "http_cookie", "use_source_ip", "htt
 # so 0 would silently mean "no limit" instead of "nothing allowed".
 ZERO_IGNORED_LIMITS = (("tcp", "max_connections"), ("http", "http1_max_pending_requests"),
                        ("http", "http2_max_requests"), ("http", "max_retries"))
-DESTINATION_HOST_RE = re.compile(
-    r"^(\*|(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)$")
-LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-# ASCII digits only, as the CRD's pattern ([0-9]); Python's \d would also take other scripts' digits.
-_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|μs|ms|s|m|h)")
-_NANOSECONDS = {"ns": 1, "us": 10 ** 3, "µs": 10 ** 3, "μs": 10 ** 3, "ms": 10 ** 6, "s": 10 ** 9,
-                "m": 60 * 10 ** 9, "h": 3600 * 10 ** 9}
 MILLISECOND, SECOND = 10 ** 6, 10 ** 9
 
 
@@ -108,15 +136,6 @@ def _fields(options):
     return {_camel(key): _fields(value) if isinstance(value, dict) else
             (list(value) if isinstance(value, list) else value)
             for key, value in options.items() if value is not None}
-
-
-def duration_nanoseconds(path, value):
-    """A Go/protobuf duration ("1h30m", "1.5s") in nanoseconds; InvalidOption when malformed."""
-    check_duration(path, value)
-    parts = _DURATION_PART_RE.findall(value)
-    if "".join(number + unit for number, unit in parts) != value:
-        raise InvalidOption(path, "a duration such as 10s, 100ms, 1m or 1h30m", value)
-    return sum(Decimal(number) * _NANOSECONDS[unit] for number, unit in parts)
 
 
 def check_proxy_duration(path, value):
@@ -152,22 +171,11 @@ def check_limit(path, value):
 
 def check_destination_host(path, host):
     """A service host: a short name, an FQDN, or a wildcard such as *.example.com."""
-    if not isinstance(host, str) or len(host) > 255 or not DESTINATION_HOST_RE.match(host):
+    if not is_host(host):
         raise InvalidOption(path, "a service host such as reviews, reviews.shop.svc.cluster.local or "
-                                  "*.example.com", host)
+                                  f"*.example.com (labels of at most {MAX_DNS_LABEL_LENGTH} letters, "
+                                  f"digits or '-', at most {MAX_HOST_LENGTH} characters)", host)
     return host
-
-
-def check_label(path, key, value):
-    """A Kubernetes label: `[prefix/]name` key and a string value of up to 63 characters."""
-    prefix, _slash, name = key.rpartition("/") if isinstance(key, str) else ("", "", "")
-    if not name or len(name) > 63 or not LABEL_NAME_RE.match(name) or \
-            (prefix and not _is_subdomain(prefix)):
-        raise InvalidOption(path, "a label key such as app, version or example.com/tier", key)
-    if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE_RE.match(value):
-        raise InvalidOption(path, "a label value string of up to 63 letters, digits, '-', '_' or '.'",
-                            value)
-    return value
 
 
 def check_export_to(path, namespaces):
@@ -180,14 +188,6 @@ def check_export_to(path, namespaces):
     if len(set(namespaces)) != len(namespaces):
         raise InvalidOption(path, "each namespace once", namespaces)
     return namespaces
-
-
-def _is_subdomain(value):
-    try:
-        check_name("label prefix", value)
-        return True
-    except InvalidOption:
-        return False
 
 
 def _given(options):
@@ -250,15 +250,19 @@ def _check_load_balancer(problems, path, balancer):
     if len(keys) != 1:
         problems.add(f"{path}.consistent_hash", "exactly one hash key of " + ", ".join(CONSISTENT_HASH_KEYS),
                      keys)
-    for option in ("http_header_name", "http_query_parameter_name"):
-        value = hashing.get(option)
-        if value is not None and not value.strip():
-            problems.add(f"{path}.consistent_hash.{option}", "a non-empty name", value)
+    if hashing.get("http_header_name") is not None:
+        problems.check(check_http_token, f"{path}.consistent_hash.http_header_name",
+                       hashing["http_header_name"], "an HTTP header name such as x-user")
+    if hashing.get("http_query_parameter_name") is not None:
+        problems.check(check_visible_text, f"{path}.consistent_hash.http_query_parameter_name",
+                       hashing["http_query_parameter_name"], "a query parameter name such as user")
     cookie = hashing.get("http_cookie")
     if cookie is not None:
-        if not (cookie.get("name") or "").strip():
-            problems.add(f"{path}.consistent_hash.http_cookie.name", "a non-empty cookie name",
-                         cookie.get("name"))
+        problems.check(check_http_token, f"{path}.consistent_hash.http_cookie.name", cookie.get("name"),
+                       "a cookie name such as session")
+        if cookie.get("path") is not None:
+            problems.check(check_visible_text, f"{path}.consistent_hash.http_cookie.path", cookie["path"],
+                           "a cookie path such as /")
         if cookie.get("ttl") is None:
             problems.add(f"{path}.consistent_hash.http_cookie.ttl",
                          "a cookie lifetime such as 1h (0s for a session cookie)", None)
@@ -276,9 +280,15 @@ def _check_tls(problems, path, tls):
     elif mode == "MUTUAL" and not tls.get("credential_name"):
         problems.add(f"{path}.credential_name",
                      "the Secret with the client certificate and key, as mode is MUTUAL", None)
+    if tls.get("credential_name") is not None:
+        problems.check(check_visible_text, f"{path}.credential_name", tls["credential_name"],
+                       "the name of a Secret", 253)
+    if tls.get("sni") is not None:
+        problems.check(check_visible_text, f"{path}.sni", tls["sni"], "a server name such as "
+                       "api.example.com", MAX_HOST_LENGTH)
     for index, name in enumerate(tls.get("subject_alt_names") or []):
-        if not isinstance(name, str) or not name.strip():
-            problems.add(f"{path}.subject_alt_names[{index}]", "a non-empty name", name)
+        problems.check(check_visible_text, f"{path}.subject_alt_names[{index}]", name,
+                       "a subject alternative name such as api.example.com or spiffe://...")
 
 
 POLICY_CHECKS = (("connection_pool", _check_connection_pool), ("outlier_detection", _check_outlier_detection),

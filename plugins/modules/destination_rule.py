@@ -52,7 +52,12 @@ options:
     description:
       - Connection pool limits per upstream host (Istio C(connectionPool)), the circuit breaker.
       - Istio takes a limit of V(0) for unset, which means no limit, so limits are at least V(1).
-      - Durations are Go durations with a unit, such as V(250ms), V(10s), V(5m) or V(1h30m).
+        Integers are at most the API's int32 (2147483647), or uint32 (4294967295) where Istio
+        takes one.
+      - Durations are Go durations with a unit, such as V(250ms), V(10s), V(5m) or V(1h30m), at
+        most 2562047h47m16.854775807s (the limit of Go durations, which Istio's CRDs check them
+        as). They are taken exactly as given; one with spaces or a line break around it is
+        refused, not trimmed.
     type: dict
     suboptions:
       tcp:
@@ -159,7 +164,9 @@ options:
         type: dict
         suboptions:
           http_header_name:
-            description: Hash on this request header (C(httpHeaderName)).
+            description:
+              - Hash on this request header (C(httpHeaderName)), an HTTP header name (letters,
+                digits and C(!#$%&'*+-.^_`|~), no spaces).
             type: str
           http_cookie:
             description: Hash on this cookie, which Envoy sets when a request has none (C(httpCookie)).
@@ -220,7 +227,9 @@ options:
         type: str
         required: true
       labels:
-        description: Labels the endpoints of the subset have, with string values.
+        description:
+          - Labels the endpoints of the subset have, with string values; keys and values are
+            checked as Kubernetes checks labels.
         type: dict
       connection_pool: *connection_pool
       outlier_detection: *outlier_detection
@@ -248,6 +257,9 @@ options:
           - Service the rule applies to (C(spec.host)), such as V(reviews),
             V(reviews.shop.svc.cluster.local) or V(*.example.com). A short name is a service in
             O(namespace). Required with O(state=present).
+          - C(*), C(*.) followed by a DNS name, or a DNS name, as istiod checks hosts; labels of at
+            most 63 letters, digits or C(-), at most 253 characters in all, and a name of several
+            labels does not end in an all-digit one (no IP addresses).
         type: str
       connection_pool: *connection_pool
       outlier_detection: *outlier_detection

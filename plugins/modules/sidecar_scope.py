@@ -32,6 +32,12 @@ options:
   egress_hosts:
     description:
       - Hosts the proxies may reach, in C(namespace/dnsName) form. C(./*) is the own namespace.
+      - The namespace is C(.) (the Sidecar's own), C(*) (any), C(~) (none; C(~/*) gives the proxies
+        no outbound configuration) or a namespace name.
+      - The dnsName is C(*) (every host of the namespace), C(*.) followed by a DNS name
+        (C(*.example.com)) or a fully qualified DNS name (C(reviews.shop.svc.cluster.local));
+        short names such as C(reviews) are refused, as Istio refuses them. DNS labels have at most
+        63 characters, whole names at most 253.
     type: list
     elements: str
     default: ["./*", "istio-system/*"]
@@ -42,7 +48,10 @@ options:
     type: str
     choices: [ALLOW_ANY, REGISTRY_ONLY]
   workload_selector:
-    description: Labels of the workloads the Sidecar applies to; unset makes it the default.
+    description:
+      - Labels of the workloads the Sidecar applies to; unset makes it the default.
+      - Keys are label keys (C(app), C(example.com/tier)), values label values (strings of at most
+        63 letters, digits, C(-), C(_) or C(.)), checked as Kubernetes checks labels.
     type: dict
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
@@ -111,7 +120,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     auth_argument_spec,
     validated_module,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
+    Problems,
+    check_label,
+    check_name,
+)
 
 if KUBERNETES_IMPORT_ERROR is None:
 
@@ -147,9 +160,9 @@ def validate(params):
         problems.add("egress_hosts", "at least one host such as ./*", [])
     for index, host in enumerate(params["egress_hosts"]):
         problems.check(check_egress_host, f"egress_hosts[{index}]", host)
-    for key, value in (params["workload_selector"] or {}).items():
-        if not isinstance(value, str):
-            problems.add(f"workload_selector.{key}", "a string label value", value)
+    if params["workload_selector"] is not None:
+        for key, value in params["workload_selector"].items():
+            problems.check(check_label, f"workload_selector.{key}", key, value)
     if params["parallelism"] < 1:
         problems.add("parallelism", "an integer of at least 1", params["parallelism"])
     return problems.message()

@@ -272,6 +272,67 @@ BAD_INPUTS = [
     ({"namespace": "shop", "name": "r", "destination_host": "r", "outlier_detection": {"interval": "1"}},
      "outlier_detection.interval"),
     ({"namespace": "shop", "rules": [{"name": "r", "host": "r"}], "parallelism": 0}, "parallelism"),
+    # Values that must be exactly in their form: nothing around them is trimmed.
+    (with_rule(name="r\n"), "rules[1].name"),
+    (with_rule(host="reviews\n"), "rules[1].host"),
+    (with_rule(host=" reviews"), "rules[1].host"),
+    ({"namespace": "shop\n", "rules": [{"name": "r", "host": "r"}]}, "namespace"),
+    (with_rule(outlier_detection={"interval": "10s\n"}), "rules[1].outlier_detection.interval"),
+    (with_rule(connection_pool={"tcp": {"connect_timeout": " 250ms"}}),
+     "rules[1].connection_pool.tcp.connect_timeout"),
+    (with_rule(subsets=[{"name": "v1\n"}]), "rules[1].subsets[0].name"),
+    (with_rule(subsets=[{"name": "v1", "labels": {"version\n": "v1"}}]),
+     "rules[1].subsets[0].labels.version\n"),
+    (with_rule(subsets=[{"name": "v1", "labels": {"version": "v1\n"}}]),
+     "rules[1].subsets[0].labels.version"),
+    (with_rule(load_balancer={"consistent_hash": {"http_header_name": "x-user\n"}}),
+     "rules[1].load_balancer.consistent_hash.http_header_name"),
+    (with_rule(load_balancer={"consistent_hash": {"http_header_name": "x user"}}),
+     "rules[1].load_balancer.consistent_hash.http_header_name"),
+    (with_rule(load_balancer={"consistent_hash": {"http_query_parameter_name": "user "}}),
+     "rules[1].load_balancer.consistent_hash.http_query_parameter_name"),
+    (with_rule(load_balancer={"consistent_hash": {"http_cookie": {"name": "c\n", "ttl": "1h"}}}),
+     "rules[1].load_balancer.consistent_hash.http_cookie.name"),
+    (with_rule(load_balancer={"consistent_hash": {"http_cookie": {"name": "c", "ttl": "1h",
+                                                                  "path": "/ x"}}}),
+     "rules[1].load_balancer.consistent_hash.http_cookie.path"),
+    (with_rule(tls={"mode": "SIMPLE", "sni": "api.example.com\n"}), "rules[1].tls.sni"),
+    (with_rule(tls={"mode": "MUTUAL", "credential_name": "client-cert\n"}),
+     "rules[1].tls.credential_name"),
+    (with_rule(tls={"mode": "SIMPLE", "subject_alt_names": ["api.example.com", " "]}),
+     "rules[1].tls.subject_alt_names[1]"),
+    # Beyond what the API and Istio hold.
+    (with_rule(connection_pool={"http": {"idle_timeout": "99999999999h"}}),
+     "rules[1].connection_pool.http.idle_timeout"),
+    (with_rule(connection_pool={"http": {"idle_timeout": "2562048h"}}),
+     "rules[1].connection_pool.http.idle_timeout"),
+    (with_rule(outlier_detection={"base_ejection_time": "315576000001s"}),
+     "rules[1].outlier_detection.base_ejection_time"),
+    (with_rule(load_balancer={"consistent_hash": {"http_cookie": {"name": "c", "ttl": "9999999999h"}}}),
+     "rules[1].load_balancer.consistent_hash.http_cookie.ttl"),
+    (with_rule(connection_pool={"http": {"http2_max_requests": 2 ** 31}}),
+     "rules[1].connection_pool.http.http2_max_requests"),
+    (with_rule(connection_pool={"http": {"max_requests_per_connection": 2 ** 31}}),
+     "rules[1].connection_pool.http.max_requests_per_connection"),
+    (with_rule(outlier_detection={"consecutive_errors": 2 ** 31}),
+     "rules[1].outlier_detection.consecutive_errors"),
+    (with_rule(connection_pool={"tcp": {"tcp_keepalive": {"probes": 2 ** 32}}}),
+     "rules[1].connection_pool.tcp.tcp_keepalive.probes"),
+    (with_rule(subsets=[{"name": "v1", "connection_pool": {"tcp": {"max_connections": 2 ** 31}}}]),
+     "rules[1].subsets[0].connection_pool.tcp.max_connections"),
+    (with_rule(host="a" * 64 + ".example.com"), "rules[1].host"),
+    (with_rule(host="*." + "a" * 64), "rules[1].host"),
+    (with_rule(host=".".join(["a" * 63] * 4)), "rules[1].host"),  # 255 characters
+    (with_rule(host="a" * 62 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63), "rules[1].host"),  # 254
+    (with_rule(host="10.0.0.1"), "rules[1].host"),
+    (with_rule(host="reviews.123"), "rules[1].host"),
+    (with_rule(host="*reviews.shop"), "rules[1].host"),
+    (with_rule(host="reviews.*"), "rules[1].host"),
+    (with_rule(host="-reviews"), "rules[1].host"),
+    (with_rule(subsets=[{"name": "v1", "labels": {"a" * 64: "x"}}]),
+     "rules[1].subsets[0].labels." + "a" * 64),
+    (with_rule(subsets=[{"name": "v1", "labels": {"version": "v" * 64}}]),
+     "rules[1].subsets[0].labels.version"),
 ]
 
 
@@ -333,3 +394,18 @@ def test_documentation_matches_the_argument_spec():
     auth = set(module.auth_argument_spec()) | {"state", "parallelism"}
     spec = {k: v for k, v in module.argument_spec().items() if k not in auth}
     compare(documented, spec, "")
+
+
+@pytest.mark.parametrize("host", [
+    "reviews", "reviews.shop.svc.cluster.local", "*.example.com", "*", "Reviews.Shop", "123",
+    "a" * 63 + ".example.com", ".".join(["a" * 63] * 3) + "." + "b" * 61,  # 253 characters
+])
+def test_hosts_istiod_accepts_pass(host):
+    assert istio.check_destination_host("host", host) == host
+
+
+@pytest.mark.parametrize("value", [
+    "10s", "100ms", "1h30m", "2562047h47m16.854s",
+])
+def test_durations_up_to_the_limit_pass(value):
+    assert istio.check_proxy_duration("d", value) == value
