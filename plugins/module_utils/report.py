@@ -23,17 +23,18 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections import OrderedDict, namedtuple
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import plots
+from ansible_collections.meshtune.mesh.plugins.module_utils.files import write_atomically
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
-    FortioResult,
     is_success_code,
     percentile_from_buckets,
     read_result_file,
     summarize,
+    validate_result,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import redact_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.slo import format_number
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
@@ -97,7 +98,7 @@ def check_output_dir(path):
 def _strict_number(where, value):
     """A JSON number (not a string, not a boolean) as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidOption(where, "a number", value)
+        raise InvalidOption(where, "a number", _short(value))
     return float(value)
 
 
@@ -113,8 +114,12 @@ def _count_map(where, value):
 
 
 def check_result(where, data):
-    """A FortioResult whose figures a report reads; InvalidOption naming the first bad field."""
-    view = FortioResult(where, data)
+    """A FortioResult whose figures a report reads; InvalidOption naming the first bad field.
+
+    The whole result is checked first (validate_result, as slo_check does), then what a report
+    needs beyond that: at least one call, the percentiles, the return codes and the rates.
+    """
+    view = validate_result(where, data)
     histogram = view.histogram()
     if histogram.count <= 0:
         raise InvalidOption(histogram.where + ".Count", "a run with at least one recorded call",
@@ -178,7 +183,7 @@ def run_summary(name, path, data, view):
     summary["file"] = path
     summary["labels"] = str(data.get("Labels") or "")
     summary["start_time"] = data.get("StartTime")
-    summary["url"] = data.get("URL")
+    summary["url"] = redact_url(data.get("URL"))  # a password or token in it stays out of reports
     summary["connections"] = data.get("NumThreads")
     duration = data.get("ActualDuration")
     summary["duration_s"] = _rounded(duration / 1e9) if duration is not None else None
@@ -233,16 +238,16 @@ def make_run(name, where, path, data, view):
 def check_checks(value):
     """slo_check's checks list: target, ok and the numbers of each entry."""
     if not isinstance(value, list):
-        raise InvalidOption("checks", "the checks list returned by meshtune.mesh.slo_check", value)
+        raise InvalidOption("checks", "the checks list returned by meshtune.mesh.slo_check", _short(value))
     checks = []
     for index, entry in enumerate(value):
         where = f"checks[{index}]"
         if not isinstance(entry, dict):
-            raise InvalidOption(where, "a check with target, measured, limit, margin and ok", entry)
+            raise InvalidOption(where, "a check with target, measured, limit, margin and ok", _short(entry))
         if not isinstance(entry.get("target"), str) or not entry["target"]:
-            raise InvalidOption(where + ".target", "a target name", entry.get("target"))
+            raise InvalidOption(where + ".target", "a target name", _short(entry.get("target")))
         if not isinstance(entry.get("ok"), bool):
-            raise InvalidOption(where + ".ok", "true or false", entry.get("ok"))
+            raise InvalidOption(where + ".ok", "true or false", _short(entry.get("ok")))
         check = OrderedDict([("target", entry["target"])])
         for key in ("measured", "limit", "margin"):
             number = entry.get(key)
@@ -253,10 +258,19 @@ def check_checks(value):
         for key in ("unit", "bound"):
             text = entry.get(key)
             if text is not None and not isinstance(text, str):
-                raise InvalidOption(f"{where}.{key}", "a string", text)
+                raise InvalidOption(f"{where}.{key}", "a string", _short(text))
             check[key] = text or ""
         checks.append(check)
     return checks
+
+
+def _short(value):
+    """A stand-in for a nested value in messages: never the whole structure."""
+    if isinstance(value, dict) and value:
+        return f"an object with {len(value)} keys"
+    if isinstance(value, list) and value:
+        return f"a list of {len(value)}"
+    return value
 
 
 def _sample_number(where, value):
@@ -266,7 +280,7 @@ def _sample_number(where, value):
     try:
         return float(value)
     except (TypeError, ValueError) as err:
-        raise InvalidOption(where, "a number", value) from err
+        raise InvalidOption(where, "a number", _short(value)) from err
 
 
 def check_series(name, value):
@@ -275,29 +289,29 @@ def check_series(name, value):
     if isinstance(value, dict) and "result" in value:
         kind = value.get("result_type")
         if kind not in (None, "matrix"):
-            raise InvalidOption(where + ".result_type", "matrix (a range query)", kind)
+            raise InvalidOption(where + ".result_type", "matrix (a range query)", _short(kind))
         value = value["result"]
     if not isinstance(value, list):
-        raise InvalidOption(where, "a range-query result: a list of {metric, values}", value)
+        raise InvalidOption(where, "a range-query result: a list of {metric, values}", _short(value))
     lines = []
     for index, entry in enumerate(value):
         path = f"{where}[{index}]"
         if not isinstance(entry, dict) or "values" not in entry:
-            raise InvalidOption(path, "a series with metric and values", entry)
+            raise InvalidOption(path, "a series with metric and values", _short(entry))
         metric = entry.get("metric") or {}
-        if not isinstance(metric, dict):
-            raise InvalidOption(path + ".metric", "a map of label to value", metric)
+        if not isinstance(metric, dict) or not all(isinstance(label, str) for label in metric.values()):
+            raise InvalidOption(path + ".metric", "a map of label to value", _short(metric))
         samples = entry["values"]
         if not isinstance(samples, list):
-            raise InvalidOption(path + ".values", "a list of [timestamp, value] pairs", samples)
+            raise InvalidOption(path + ".values", "a list of [timestamp, value] pairs", _short(samples))
         points = []
         for position, sample in enumerate(samples):
             spot = f"{path}.values[{position}]"
             if not isinstance(sample, (list, tuple)) or len(sample) != 2:
-                raise InvalidOption(spot, "a [timestamp, value] pair", sample)
+                raise InvalidOption(spot, "a [timestamp, value] pair", _short(sample))
             stamp = _strict_number(spot + "[0]", sample[0])
             if not math.isfinite(stamp):
-                raise InvalidOption(spot + "[0]", "a unix time in seconds", sample[0])
+                raise InvalidOption(spot + "[0]", "a unix time in seconds", _short(sample[0]))
             points.append((stamp, _sample_number(spot + "[1]", sample[1])))
         lines.append((series_label(name, metric), points))
     return Series(name, lines)
@@ -732,16 +746,8 @@ def files_to_write(output_dir, files):
 
 
 def write_files(output_dir, files, names):
-    """Write the named files atomically (a reader never sees half a report), 0644."""
+    """Write the named files atomically (a reader never sees half a report), with the mode Ansible
+    would give them: a replaced file keeps its mode, a new one gets 0666 minus the umask."""
     os.makedirs(output_dir, exist_ok=True)
     for name in names:
-        handle, temporary = tempfile.mkstemp(prefix=".report-", dir=output_dir)
-        try:
-            with os.fdopen(handle, "wb") as output:
-                output.write(files[name])
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, os.path.join(output_dir, name))
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        write_atomically(os.path.join(output_dir, name), files[name], prefix=".report-")

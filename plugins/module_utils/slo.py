@@ -19,8 +19,8 @@ import math
 from collections import OrderedDict, namedtuple
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
-    FortioResult,
     read_result_file,
+    validate_result,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
@@ -85,7 +85,8 @@ def check_limit(name, value):
 
 
 def load_result(problems, where, data, path):
-    """A FortioResult from the inline dict or the file option; None (and a problem) when unusable."""
+    """A FortioResult from the inline dict or the file option, checked as a whole (an impossible
+    result is refused, not judged); None (and a problem) when unusable."""
     if data is None and path is None:
         return None
     if path is not None:
@@ -93,7 +94,7 @@ def load_result(problems, where, data, path):
         if data is None:
             return None
         where = f"{where}_file ({path})"
-    return problems.check(FortioResult, where, data)
+    return problems.check(validate_result, where, data)
 
 
 def measure(name, result, baseline, proxy):

@@ -29,6 +29,14 @@ description:
   - Everything is checked before anything is written. A missing or unreadable file, a file that is
     not a fortio result, an O(output_dir) that cannot be written or a malformed option fails with
     one message naming each problem's option, such as V(results[1]).
+  - Each result file is checked as a whole, the same way M(meshtune.mesh.slo_check) checks it. A
+    result no run can produce (a negative latency or count, a percentile outside 0 to 100, a bucket
+    that ends before it starts, more C(RetCodes) than calls) fails naming the file and the field
+    path.
+  - The URL of each run is shown with any password and every query value masked
+    (C(http://user:********@host/?token=********)), in the files and in RV(summary).
+  - New files get mode 0666 minus the umask, as files Ansible writes do; a replaced file keeps its
+    mode.
 author:
   - meshtune maintainers (@meshtune)
 requirements:

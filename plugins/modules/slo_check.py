@@ -21,6 +21,12 @@ description:
   - All inputs are checked before anything is judged. An unknown target name, a target whose
     baseline or proxy figure was not given, or a result without the needed data fails with one
     message naming each problem.
+  - Each result (and baseline) is checked as a whole first, the same way M(meshtune.mesh.perf_report)
+    checks it. A result no run can produce fails naming the file and the field path, such as
+    C(DurationHistogram.Data[2].End), instead of being judged. That is a negative latency or
+    count, a percentile outside 0 to 100, a bucket that ends before it starts, buckets out of
+    order or not adding up to C(Count), more C(RetCodes) or errors than calls, or a file whose
+    JSON is nested too deeply.
 author:
   - meshtune maintainers (@meshtune)
 options:

@@ -159,3 +159,36 @@ def test_without_matplotlib_the_module_says_what_to_install(results, tmp_path, m
     assert result["failed"] is True
     assert "Failed to import the required Python library (matplotlib)" in result["msg"]
     assert not (tmp_path / "report").exists()
+
+
+def test_a_deeply_nested_result_file_fails_with_one_message(results, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"DurationHistogram": ' + "[" * 100000 + "]" * 100000 + "}")
+    result = call_module(perf_report.main, arguments(results, tmp_path / "report",
+                                                     results=[str(results["first"]), str(deep)]))
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "Invalid options (nothing was changed): results[1]: expected a fortio JSON result file, but its "
+        f"JSON is nested too deeply to be one, got '{deep}'")
+    assert "exception" not in result
+    assert not (tmp_path / "report").exists()
+
+
+def test_an_impossible_result_is_refused_and_a_url_s_credentials_stay_out(results, tmp_path):
+    impossible = fortio_result()
+    impossible["DurationHistogram"]["Data"][0]["Start"] = 0.002  # after its End, 0.001
+    path = tmp_path / "impossible.json"
+    path.write_text(json.dumps(impossible))
+    refused = call_module(perf_report.main, arguments(results, tmp_path / "refused", results=[str(path)]))
+    assert refused["failed"] is True
+    assert f"results[0] ({path}).DurationHistogram.Data[0].End: expected a number not below Start " \
+           "(0.002), got 0.001" in refused["msg"]
+
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps(fortio_result(URL="http://u:pw-s3cret@shop/?token=tok-s3cret")))
+    output = tmp_path / "report"
+    written = call_module(perf_report.main, arguments(results, output, results=[str(secret)]))
+    assert written["summary"][0]["url"] == "http://u:********@shop/?token=********"
+    assert "s3cret" not in json.dumps(written)
+    for name in output.iterdir():
+        assert b"s3cret" not in name.read_bytes(), name

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import plots, report
+from ansible_collections.meshtune.mesh.plugins.module_utils.files import current_umask
 from tests.fortio_samples import baseline_result, fortio_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -254,9 +256,36 @@ def test_files_to_write_and_write_files(rendered, tmp_path):
     assert report.files_to_write(str(output), files) == list(files)
     report.write_files(str(output), files, ["report.md", "latency-percentiles.png"])
     assert sorted(p.name for p in output.iterdir()) == ["latency-percentiles.png", "report.md"]
-    assert (output / "report.md").stat().st_mode & 0o777 == 0o644
+    assert (output / "report.md").stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert report.files_to_write(str(output), files) == [
         name for name in files if name not in ("report.md", "latency-percentiles.png")]
+
+
+def test_report_files_respect_the_umask_and_keep_a_replaced_file_s_mode(rendered, tmp_path):
+    files = rendered[1]
+    output = tmp_path / "private"
+    previous = os.umask(0o077)
+    try:
+        report.write_files(str(output), files, ["report.md", "report.json"])
+    finally:
+        os.umask(previous)
+    assert (output / "report.md").stat().st_mode & 0o777 == 0o600
+    (output / "report.json").chmod(0o640)
+    report.write_files(str(output), {**files, "report.json": b"{}\n"}, ["report.json"])
+    assert (output / "report.json").stat().st_mode & 0o777 == 0o640
+    assert (output / "report.json").read_bytes() == b"{}\n"
+    assert sorted(path.name for path in output.iterdir()) == ["report.json", "report.md"]
+
+
+def test_a_url_with_credentials_is_masked_in_the_report(inputs, tmp_path):
+    secret = fortio_result(URL="http://alice:pw-s3cret@shop:9080/cart?token=tok-s3cret&page=2")
+    changed = copy.deepcopy(inputs)
+    changed["results"][1] = write(tmp_path, "performance.json", json.dumps(secret))
+    planned = plan(**changed)
+    assert planned.runs[1].summary["url"] == ("http://alice:********@shop:9080/cart?token=********"
+                                              "&page=********")
+    for name, content in report.render_files(planned).items():
+        assert b"s3cret" not in content, name
 
 
 def test_series_accepts_prometheus_query_results():
@@ -298,7 +327,7 @@ def test_bad_options_are_named(inputs, changes, expected):
     (fortio_result(RetCodes={}), "results[1] ({path}).RetCodes: expected a map of status code"),
     (fortio_result(ActualQPS="fast"), "results[1] ({path}).ActualQPS: expected a number"),
     (fortio_result(RequestedQPS="lots"), "results[1] ({path}).RequestedQPS: expected a request rate"),
-    (dict(fortio_result(), DurationHistogram={"Count": 0, "Data": None}),
+    (dict(fortio_result(), DurationHistogram={"Count": 0, "Data": None}, RetCodes={"200": 0}),
      "results[1] ({path}).DurationHistogram.Count: expected a run with at least one recorded call"),
 ])
 def test_unusable_result_files_are_named(tmp_path, inputs, document, expected):

@@ -7,7 +7,10 @@ judges or reports a run reads it through here. Durations in the file are seconds
 returned here are milliseconds, because latency targets are written in milliseconds.
 
 Malformed input raises InvalidOption naming the JSON path (``result.DurationHistogram.Data[2]``),
-so a module can report every problem of a call at once.
+so a module can report every problem of a call at once. validate_result checks a whole result
+once, before anything reads a figure from it: everything that judges or reports a run calls it, so
+an impossible result (a negative latency, more return codes than calls) is refused the same way
+everywhere instead of being judged.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,17 +20,22 @@ __metaclass__ = type
 import datetime
 import json
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from decimal import Decimal
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.files import write_atomically
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption
 
 # gRPC health runs report these instead of HTTP codes.
 GRPC_OK_CODES = ("SERVING", "OK")
 # fortio prints percentiles with this many decimals of the percentile itself (99.9, 99.99).
 PERCENTILE_TOLERANCE = 1e-9
+# fortio's counts are Go int64s; anything larger is not a count fortio wrote (and would overflow
+# the float arithmetic of the percentiles).
+MAX_COUNT = 2 ** 63 - 1
+# Cumulative percentages and percentile values are computed in floating point: rounding may put
+# one a hair below the previous one.
+ORDER_TOLERANCE = 1e-9
 
 
 def read_result_file(where, path):
@@ -38,6 +46,9 @@ def read_result_file(where, path):
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidOption(where, "a readable fortio JSON result file ({})".format(
             getattr(err, "strerror", None) or err), path) from err
+    except RecursionError as err:
+        raise InvalidOption(where, "a fortio JSON result file, but its JSON is nested too deeply to "
+                            "be one", path) from err
     except ValueError as err:
         raise InvalidOption(where, f"a fortio JSON result file, but it is not JSON ({err})",
                             path) from err
@@ -253,6 +264,165 @@ def is_success_code(code):
     return 200 <= number <= 299
 
 
+# ---- checking a whole result -----------------------------------------------------------------
+
+def _finite(where, value, minimum=None, maximum=None, allow_string=False):
+    """A finite float within [minimum, maximum]; InvalidOption naming the bound otherwise."""
+    number = _number(where, value, allow_string=allow_string)
+    if not math.isfinite(number):
+        raise InvalidOption(where, "a finite number", _describe(value))
+    if minimum is not None and number < minimum:
+        raise InvalidOption(where, f"a number of at least {minimum:g}", _describe(value))
+    if maximum is not None and number > maximum:
+        raise InvalidOption(where, f"a number of at most {maximum:g}", _describe(value))
+    return number
+
+
+def _count(where, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidOption(where, "a count (an integer of at least 0)", _describe(value))
+    return value
+
+
+def _string(where, value):
+    if value is not None and not isinstance(value, str):
+        raise InvalidOption(where, "a string", _describe(value))
+
+
+def _validate_buckets(where, histogram, count):
+    """The number of calls the buckets hold (None when they give shares only)."""
+    data = histogram.get("Data")
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise InvalidOption(where + ".Data", "a list of buckets {Start, End, Count}", _describe(data))
+    if count and not data and histogram.get("Percentiles") is None:
+        raise InvalidOption(where + ".Data", f"the buckets of the {count} recorded calls", None)
+    total = 0
+    previous = None
+    for index, bucket in enumerate(data):
+        path = f"{where}.Data[{index}]"
+        if not isinstance(bucket, dict):
+            raise InvalidOption(path, "a bucket {Start, End, Count}", _describe(bucket))
+        start = _finite(path + ".Start", bucket.get("Start"), minimum=0)
+        end = _finite(path + ".End", bucket.get("End"), minimum=0)
+        if start > end:
+            raise InvalidOption(path + ".End", f"a number not below Start ({start:g})", bucket.get("End"))
+        if "Count" not in bucket and "Percent" not in bucket:
+            raise InvalidOption(path + ".Count", "a bucket count", None)
+        if "Count" in bucket:
+            total += _count(path + ".Count", bucket["Count"])
+        percent = None
+        if "Percent" in bucket:
+            percent = _finite(path + ".Percent", bucket["Percent"], minimum=0, maximum=100)
+        if previous is not None:
+            previous_start, previous_end, previous_percent = previous
+            if start < previous_start or end < previous_end:
+                raise InvalidOption(path, "buckets in increasing order (this one starts or ends below "
+                                          "the previous one)", {"Start": start, "End": end})
+            if percent is not None and previous_percent is not None and \
+                    percent < previous_percent - ORDER_TOLERANCE:
+                raise InvalidOption(path + ".Percent", f"a cumulative share not below the previous "
+                                                       f"bucket's ({previous_percent:g})", percent)
+        previous = (start, end, percent)
+    if not data or not all("Count" in bucket for bucket in data):
+        return None
+    if "Count" in histogram and total != count:
+        raise InvalidOption(where + ".Count", f"the sum of the bucket counts ({total})", count)
+    return total
+
+
+def _validate_percentiles(where, histogram):
+    listed = histogram.get("Percentiles")
+    if listed is None:
+        return
+    if not isinstance(listed, list):
+        raise InvalidOption(where + ".Percentiles", "a list of {Percentile, Value}", _describe(listed))
+    values = []
+    for index, entry in enumerate(listed):
+        path = f"{where}.Percentiles[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidOption(path, "an object with Percentile and Value", _describe(entry))
+        percentile = _finite(path + ".Percentile", entry.get("Percentile"), minimum=0, maximum=100)
+        value = _finite(path + ".Value", entry.get("Value"), minimum=0)
+        values.append((percentile, value, path))
+    ordered = sorted(values)
+    for (_low, low_value, _low_path), (_high, high_value, high_path) in zip(ordered, ordered[1:]):
+        if high_value < low_value - ORDER_TOLERANCE * max(1.0, low_value):
+            raise InvalidOption(high_path + ".Value", f"a latency not below that of a lower percentile "
+                                                      f"({low_value:g})", high_value)
+
+
+def validate_histogram(where, histogram):
+    """One of fortio's histograms, checked as a whole: its Count; latencies (Min, Max, Sum, Avg,
+    StdDev, bucket bounds, percentile values) finite and not negative; buckets in order, each
+    starting no later than it ends, their counts adding up to Count; percentiles within 0..100.
+
+    Returns the number of calls (Count, else the sum of the bucket counts; None if neither)."""
+    if not isinstance(histogram, dict):
+        raise InvalidOption(where, "a fortio histogram (an object with Count and Data)",
+                            _describe(histogram))
+    count = _count(where + ".Count", histogram.get("Count", 0))
+    given = "Count" in histogram
+    figures = {}
+    for key in ("Min", "Max", "Sum", "Avg", "StdDev"):
+        if histogram.get(key) is not None:
+            figures[key] = _finite(f"{where}.{key}", histogram[key], minimum=0)
+    if count and "Min" in figures and "Max" in figures and figures["Min"] > figures["Max"]:
+        raise InvalidOption(where + ".Max", f"a latency not below Min ({figures['Min']:g})",
+                            histogram["Max"])
+    in_buckets = _validate_buckets(where, histogram, count)
+    _validate_percentiles(where, histogram)
+    return count if given else in_buckets
+
+
+def validate_result(where, data):
+    """A FortioResult of a whole result checked once: InvalidOption naming the first field that no
+    run can have produced (a negative latency or count, a percentile outside 0..100, a bucket
+    ending before it starts, more return codes or errors than calls), or of the wrong type.
+
+    Fields meshtune does not read are not looked at.
+    """
+    view = FortioResult(where, data)
+    calls = validate_histogram(where + ".DurationHistogram", view.histogram().data)
+    if data.get("ErrorsDurationHistogram") is not None:
+        errors = validate_histogram(where + ".ErrorsDurationHistogram", data["ErrorsDurationHistogram"])
+        if None not in (errors, calls) and errors > calls:
+            raise InvalidOption(where + ".ErrorsDurationHistogram.Count",
+                                f"at most DurationHistogram.Count ({calls}): every call is counted "
+                                "there, failed or not", errors)
+    codes = data.get("RetCodes")
+    if codes is not None:
+        if not isinstance(codes, dict):
+            raise InvalidOption(where + ".RetCodes", "a map of status code to count, such as "
+                                "{\"200\": 1000}", _describe(codes))
+        sent = sum(_count(f"{where}.RetCodes.{code}", count) for code, count in codes.items())
+        if calls is not None and sent > calls:
+            raise InvalidOption(where + ".RetCodes", f"at most DurationHistogram.Count ({calls}) calls "
+                                f"in all, but they add up to {sent}", _describe(codes))
+    kinds = data.get("ErrorTypes")
+    if kinds is not None:
+        if not isinstance(kinds, dict):
+            raise InvalidOption(where + ".ErrorTypes", "a map of error kind to count", _describe(kinds))
+        for kind, count in kinds.items():
+            _count(f"{where}.ErrorTypes.{kind}", count)
+    requested = data.get("RequestedQPS")
+    if requested is not None and requested != "max":
+        try:
+            _finite(where + ".RequestedQPS", requested, minimum=0, allow_string=True)
+        except InvalidOption as err:
+            raise InvalidOption(where + ".RequestedQPS", "a request rate (a number of at least 0, or "
+                                "max)", _describe(requested)) from err
+    for key in ("ActualQPS", "ActualDuration"):
+        if data.get(key) is not None:
+            _finite(f"{where}.{key}", data[key], minimum=0)
+    if data.get("NumThreads") is not None:
+        _count(where + ".NumThreads", data["NumThreads"])
+    for key in ("Labels", "StartTime", "URL", "RunType", "Version"):
+        _string(f"{where}.{key}", data.get(key))
+    return view
+
+
 # Writing, exact round trips and exact merging: the local engine's side of the format. fortio
 # writes its results with Go's json.MarshalIndent(result, "", "  ") plus a newline; dumps() writes
 # the same bytes, so a result read with loads() and written back is unchanged, and the local
@@ -339,18 +509,9 @@ def dumps(result):
 
 
 def write_result_file(path, result):
-    """Write a result atomically: readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".fortio-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as output:
-            output.write(dumps(result))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Write a result atomically (readers never see half a file), with the mode Ansible would
+    give it: an existing file's, else 0666 minus the umask."""
+    write_atomically(path, dumps(result).encode("utf-8"), prefix=".fortio-", suffix=".json")
 
 
 def go_duration(seconds):
