@@ -16,10 +16,15 @@ import copy
 import re
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
+    INT32_MAX,
     InvalidOption,
     canonical_quantity,
+    check_known_fields,
+    check_label_key,
+    check_label_selector_object,
     check_name,
     check_range,
+    check_visible_text,
     parse_quantity,
 )
 
@@ -59,8 +64,22 @@ MAX_STABILIZATION_WINDOW_SECONDS = 3600
 MAX_PERIOD_SECONDS = 1800
 SCALING_DIRECTIONS = (("scale_up", "scaleUp"), ("scale_down", "scaleDown"))
 
-KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]*$")
-API_VERSION_RE = re.compile(r"^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$")
+KIND_RE = re.compile(r"\A[A-Z][A-Za-z0-9]*\Z")
+API_VERSION_RE = re.compile(r"\A(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?\Z")
+# The fields of each part of an autoscaling/v2 MetricSpec: the API server refuses any other.
+SOURCE_FIELDS = {
+    "Resource": ("name", "target"),
+    "ContainerResource": ("name", "container", "target"),
+    "Pods": ("metric", "target"),
+    "Object": ("describedObject", "metric", "target"),
+    "External": ("metric", "target"),
+}
+METRIC_IDENTIFIER_FIELDS = ("name", "selector")
+METRIC_TARGET_FIELDS = ("type", "value", "averageValue", "averageUtilization")
+OBJECT_REFERENCE_FIELDS = ("apiVersion", "kind", "name")
+# Resource names a ContainerResource metric takes without a prefix (and hugepages-<size>).
+STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+HUGEPAGES_PREFIX = "hugepages-"
 
 
 def hpa_name(policy):
@@ -143,7 +162,12 @@ def _check_metrics(problems, path, policy):
 
 
 def check_metric(path, metric, reserved=None):
-    """A raw autoscaling/v2 MetricSpec: its type, the one matching source, and a usable target.
+    """A raw autoscaling/v2 MetricSpec, checked the way the API server checks it before storing.
+
+    Only the fields MetricSpec declares (the server refuses others), the right types, the required
+    fields of the metric's type, metric names and object references it accepts, label selectors,
+    target values (positive quantities up to the server's limit, or an int32 utilization), so that
+    no HPA of the task can be refused after another was written.
 
     `reserved` maps resource names already set by the utilization options (cpu, memory) to the
     option that sets them, so the same resource is not given twice.
@@ -154,20 +178,18 @@ def check_metric(path, metric, reserved=None):
     if metric_type not in METRIC_SOURCES:
         raise InvalidOption(f"{path}.type", f"one of {', '.join(METRIC_TYPES)}", metric_type)
     key = METRIC_SOURCES[metric_type]
-    extra = sorted(set(metric) - {"type", key})
+    extra = sorted(str(field) for field in set(metric) - {"type", key})
     if extra:
         raise InvalidOption(f"{path}.{extra[0]}", f"only type and {key} in a {metric_type} metric",
-                            metric[extra[0]])
+                            metric.get(extra[0]))
     source = metric.get(key)
     if not isinstance(source, dict):
         raise InvalidOption(f"{path}.{key}", f"the {metric_type} metric source (a dict)", source)
+    check_known_fields(f"{path}.{key}", source, SOURCE_FIELDS[metric_type])
     if metric_type in ("Resource", "ContainerResource"):
         _check_resource_source(f"{path}.{key}", metric_type, source, reserved or {})
     else:
-        identifier = source.get("metric")
-        name = identifier.get("name") if isinstance(identifier, dict) else None
-        if not isinstance(name, str) or not name:
-            raise InvalidOption(f"{path}.{key}.metric.name", "the name of the metric", name)
+        _check_metric_identifier(f"{path}.{key}.metric", source.get("metric"))
         if metric_type == "Object":
             _check_described_object(f"{path}.{key}.describedObject", source.get("describedObject"))
     _check_target(f"{path}.{key}.target", metric_type, source.get("target"))
@@ -176,34 +198,74 @@ def check_metric(path, metric, reserved=None):
 
 def _check_resource_source(path, metric_type, source, reserved):
     name = source.get("name")
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         raise InvalidOption(f"{path}.name", "a resource name such as cpu or memory", name)
+    check_label_key(f"{path}.name", name)
     if metric_type == "Resource" and name in reserved:
         raise InvalidOption(f"{path}.name", f"a resource other than {name}, which {reserved[name]} "
                             "already targets", name)
+    if metric_type != "ContainerResource":
+        return
+    if "/" not in name and name not in STANDARD_CONTAINER_RESOURCES and \
+            not name.startswith(HUGEPAGES_PREFIX):
+        raise InvalidOption(f"{path}.name", "a container resource: "
+                            f"{', '.join(STANDARD_CONTAINER_RESOURCES)}, {HUGEPAGES_PREFIX}<size> "
+                            "or an extended resource such as example.com/gpu", name)
     container = source.get("container")
-    if metric_type == "ContainerResource" and (not isinstance(container, str) or not container):
+    if container is None or container == "":
         raise InvalidOption(f"{path}.container", "the name of the container to measure", container)
+    check_name(f"{path}.container", container, label=True)
+
+
+def _check_metric_identifier(path, identifier):
+    """A MetricIdentifier: a name the API server takes as a path segment, and a label selector."""
+    if identifier is None:
+        raise InvalidOption(f"{path}.name", "the name of the metric", None)
+    if not isinstance(identifier, dict):
+        raise InvalidOption(path, "the metric: a dict with its name and, optionally, a selector",
+                            identifier)
+    check_known_fields(path, identifier, METRIC_IDENTIFIER_FIELDS)
+    _check_path_segment(f"{path}.name", identifier.get("name"), "the name of the metric")
+    if identifier.get("selector") is not None:
+        check_label_selector_object(f"{path}.selector", identifier["selector"])
+
+
+def _check_path_segment(path, value, expected):
+    """A name the API server puts into a URL path: not `.` or `..`, no `/` or `%`; and, as every
+    name here, no spaces or control characters."""
+    check_visible_text(path, value, expected)
+    if value in (".", "..") or "/" in value or "%" in value:
+        raise InvalidOption(path, f"{expected}, not '.' or '..' and without '/' or '%'", value)
 
 
 def _check_described_object(path, described):
     if not isinstance(described, dict):
         raise InvalidOption(path, "the object the metric describes (kind, name, apiVersion)", described)
-    for field in ("kind", "name"):
-        if not isinstance(described.get(field), str) or not described[field]:
-            raise InvalidOption(f"{path}.{field}", f"the {field} of the described object",
-                                described.get(field))
+    check_known_fields(path, described, OBJECT_REFERENCE_FIELDS)
+    kind = described.get("kind")
+    if not isinstance(kind, str) or not KIND_RE.match(kind):
+        raise InvalidOption(f"{path}.kind", "the kind of the described object, such as Ingress", kind)
+    _check_path_segment(f"{path}.name", described.get("name"), "the name of the described object")
+    api_version = described.get("apiVersion")
+    if api_version is not None and not (isinstance(api_version, str) and API_VERSION_RE.match(api_version)):
+        raise InvalidOption(f"{path}.apiVersion", "an API version such as networking.k8s.io/v1",
+                            api_version)
 
 
 def _check_target(path, metric_type, target):
     allowed = TARGET_TYPES_BY_METRIC[metric_type]
     if not isinstance(target, dict):
         raise InvalidOption(path, f"a target with type {' or '.join(allowed)} and its value", target)
+    check_known_fields(path, target, METRIC_TARGET_FIELDS)
     target_type = target.get("type")
     if target_type not in allowed:
         raise InvalidOption(f"{path}.type", f"{' or '.join(allowed)} for a {metric_type} metric",
                             target_type)
     field = TARGET_VALUE_FIELDS[target_type]
+    others = [other for other in TARGET_VALUE_FIELDS.values() if other != field and other in target]
+    if others:
+        raise InvalidOption(f"{path}.{others[0]}", f"only {field} in a {target_type} target",
+                            target[others[0]])
     value = target.get(field)
     if target_type == "Utilization":
         if value is None:
@@ -235,10 +297,9 @@ def _check_scaling_rules(problems, path, rules):
                               1, MAX_PERIOD_SECONDS)
 
 
-def _check_required_range(problems, path, value, minimum, maximum=None):
+def _check_required_range(problems, path, value, minimum, maximum=INT32_MAX):
     if value is None:
-        bounds = f"{minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
-        problems.add(path, f"an integer {bounds}", value)
+        problems.add(path, f"an integer {minimum} to {maximum}", value)
     else:
         problems.check(check_range, path, value, minimum, maximum)
 

@@ -18,6 +18,8 @@ description:
     only autoscaling/v1 the task fails before any write, saying so.
   - Every value is checked before the first write; a bad one fails the task with one message
     naming the option path, for example C(policies[1].scale_down.policies[0].period_seconds).
+    Integers are int32s, as in the API (at most 2147483647). Names are taken exactly as given;
+    one with spaces or a line break around it is refused, not trimmed.
 author:
   - meshtune maintainers (@meshtune)
 options:
@@ -78,8 +80,18 @@ options:
             C(Pods), C(Object) or C(External) metrics from a metrics adapter.
           - Each needs C(type) (C(Resource), C(Pods), C(Object), C(External) or
             C(ContainerResource)), the matching source (C(resource), C(pods), C(object),
-            C(external) or C(containerResource)) and a C(target). They are sent as given, after
-            that shape check.
+            C(external) or C(containerResource)) and a C(target). They are sent as given
+            (quantities in the API server's canonical form) after a check against the
+            autoscaling/v2 C(MetricSpec) schema, before the first write, so that the API server
+            cannot refuse one HPA after another was written.
+          - That check refuses fields C(MetricSpec) does not declare and values of the wrong
+            type; requires the fields of the metric's type (C(metric.name), C(describedObject),
+            C(container) and a C(target) whose C(type) fits the metric); checks metric and object
+            names as the API server does (not C(.) or C(..), no C(/), C(%), spaces or control
+            characters), resource names and label selectors (C(matchLabels) keys and values,
+            C(matchExpressions) with C(In), C(NotIn), C(Exists) or C(DoesNotExist)); and target
+            values (one value field, of the target's type; a positive quantity, or an
+            C(averageUtilization) of 1 to 2147483647).
           - At least one of O(policies[].cpu_utilization), O(policies[].memory_utilization) or
             O(policies[].metrics) is needed.
         type: list

@@ -222,7 +222,118 @@ BAD_POLICIES = [
     ([with_policy(metrics=[{"type": "Resource", "resource": {"name": "memory"}}])],
      "policies[0].metrics[0].resource.target"),
     ([], "policies"),
+    # int32 fields beyond int32
+    ([with_policy(max_replicas=2 ** 31)], "policies[0].max_replicas"),
+    ([with_policy(min_replicas=2 ** 31)], "policies[0].min_replicas"),
+    ([with_policy(cpu_utilization=2 ** 40)], "policies[0].cpu_utilization"),
+    ([with_policy(memory_utilization=2 ** 31)], "policies[0].memory_utilization"),
+    ([with_policy(scale_up={"policies": [{"type": "Pods", "value": 2 ** 31, "period_seconds": 15}]})],
+     "policies[0].scale_up.policies[0].value"),
+    ([with_policy(metrics=[{"type": "ContainerResource", "containerResource": {
+        "name": "memory", "container": "app",
+        "target": {"type": "Utilization", "averageUtilization": 2 ** 31}}}])],
+     "policies[0].metrics[0].containerResource.target.averageUtilization"),
+    # names exactly in their form
+    ([with_policy(name="web\n")], "policies[0].name"),
+    ([with_policy(target={"name": "web\n"})], "policies[0].target.name"),
+    ([with_policy(target={"name": "web", "kind": "Deployment\n"})], "policies[0].target.kind"),
+    ([with_policy(target={"name": "web", "api_version": "apps/v1\n"})],
+     "policies[0].target.api_version"),
 ]
+
+# Raw metrics the API server refuses (422) or stores as another value: each fails before any write.
+RPS_TARGET = {"type": "AverageValue", "averageValue": "100"}
+BAD_METRICS = [
+    # fields MetricSpec does not declare, at every level
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": RPS_TARGET, "extra": 1}},
+     "pods.extra"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps", "labels": {"a": "b"}}, "target": RPS_TARGET}},
+     "pods.metric.labels"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {**RPS_TARGET, "bogus": 1}}},
+     "pods.target.bogus"),
+    ({"type": "Resource", "resource": {"name": "memory", "container": "app", "target": {
+        "type": "Utilization", "averageUtilization": 50}}}, "resource.container"),
+    ({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value", "value": "1"},
+                                   "describedObject": {"kind": "Ingress", "name": "main",
+                                                       "namespace": "shop"}}},
+     "object.describedObject.namespace"),
+    # malformed selectors
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": {
+        "matchLabels": {"a b": "c"}}}, "target": RPS_TARGET}}, "external.metric.selector.matchLabels.a b"),
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": {
+        "matchLabels": {"queue": "jobs\n"}}}, "target": RPS_TARGET}},
+     "external.metric.selector.matchLabels.queue"),
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": "queue=jobs"},
+                                       "target": RPS_TARGET}}, "external.metric.selector"),
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": {"matchExpressions": [
+        {"key": "queue", "operator": "In"}]}}, "target": RPS_TARGET}},
+     "external.metric.selector.matchExpressions[0].values"),
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": {"matchExpressions": [
+        {"key": "queue", "operator": "Equals", "values": ["a"]}]}}, "target": RPS_TARGET}},
+     "external.metric.selector.matchExpressions[0].operator"),
+    ({"type": "External", "external": {"metric": {"name": "queue", "selector": {"matchExpressions": [
+        {"key": "queue", "operator": "Exists", "values": ["a"]}]}}, "target": RPS_TARGET}},
+     "external.metric.selector.matchExpressions[0].values"),
+    # names the API server refuses or a metrics adapter cannot look up
+    ({"type": "Pods", "pods": {"metric": {"name": "a/b"}, "target": RPS_TARGET}}, "pods.metric.name"),
+    ({"type": "Pods", "pods": {"metric": {"name": ".."}, "target": RPS_TARGET}}, "pods.metric.name"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps\n"}, "target": RPS_TARGET}}, "pods.metric.name"),
+    ({"type": "Pods", "pods": {"metric": {"name": 5}, "target": RPS_TARGET}}, "pods.metric.name"),
+    ({"type": "Pods", "pods": {"metric": "rps", "target": RPS_TARGET}}, "pods.metric"),
+    ({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value", "value": "1"},
+                                   "describedObject": {"kind": "Ingress", "name": "main/x"}}},
+     "object.describedObject.name"),
+    ({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value", "value": "1"},
+                                   "describedObject": {"kind": "ingress", "name": "main"}}},
+     "object.describedObject.kind"),
+    ({"type": "Object", "object": {"metric": {"name": "rps"}, "target": {"type": "Value", "value": "1"},
+                                   "describedObject": {"kind": "Ingress", "name": "main",
+                                                       "apiVersion": "networking.k8s.io/v1\n"}}},
+     "object.describedObject.apiVersion"),
+    ({"type": "ContainerResource", "containerResource": {"name": "cpu", "container": "App",
+                                                         "target": {"type": "Utilization",
+                                                                    "averageUtilization": 60}}},
+     "containerResource.container"),
+    ({"type": "ContainerResource", "containerResource": {"name": "gpu", "container": "app",
+                                                         "target": {"type": "Utilization",
+                                                                    "averageUtilization": 60}}},
+     "containerResource.name"),
+    ({"type": "Resource", "resource": {"name": "memory\n", "target": {
+        "type": "Utilization", "averageUtilization": 50}}}, "resource.name"),
+    # target values
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue",
+                                                                     "averageValue": "100\n"}}},
+     "pods.target.averageValue"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue",
+                                                                     "averageValue": "1e19"}}},
+     "pods.target.averageValue"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue",
+                                                                     "averageValue": True}}},
+     "pods.target.averageValue"),
+    ({"type": "External", "external": {"metric": {"name": "queue"}, "target": {
+        "type": "Value", "value": "1", "averageValue": "1"}}}, "external.target.averageValue"),
+    ({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": 50, "averageValue": "1Gi"}}},
+     "resource.target.averageValue"),
+    ({"type": "Resource", "resource": {"name": "memory", "target": {
+        "type": "Utilization", "averageUtilization": "50"}}}, "resource.target.averageUtilization"),
+    ({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": "100"}}, "pods.target"),
+]
+
+
+@pytest.mark.parametrize(("metric", "path"), BAD_METRICS, ids=[path for _metric, path in BAD_METRICS])
+def test_raw_metrics_are_checked_against_the_metric_spec_schema(metric, path):
+    message = validate({"namespace": "shop", "policies": [with_policy(metrics=[RPS_METRIC, metric])],
+                        "state": "present", "parallelism": 8})
+    assert message is not None
+    assert f"policies[0].metrics[1].{path}: expected " in message, message
+    assert message.count(": expected ") == 1, message
+
+
+def test_int32_edges_pass():
+    assert validate({"namespace": "shop", "state": "present", "parallelism": 8, "policies": [with_policy(
+        min_replicas=2 ** 31 - 1, max_replicas=2 ** 31 - 1, cpu_utilization=2 ** 31 - 1,
+        scale_up={"policies": [{"type": "Pods", "value": 2 ** 31 - 1, "period_seconds": 1800}]})]}) is None
 
 
 @pytest.mark.parametrize(("policies", "path"), BAD_POLICIES, ids=[p for _policies, p in BAD_POLICIES])
