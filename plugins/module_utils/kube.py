@@ -17,9 +17,13 @@ import random
 import re
 import threading
 import time
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
+
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets, redact_url
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
 try:
     import urllib3
@@ -46,6 +50,140 @@ def auth_argument_spec():
     return copy.deepcopy(AUTH_ARG_SPEC)
 
 
+def auth_option_problems(params):
+    """One message naming every auth option that cannot work, or None.
+
+    kubernetes.core passes these options on to the kubernetes client unchecked, which raises
+    TypeError or YAML errors (a traceback) for `kubeconfig: 5`, a kubeconfig that is not YAML or
+    not shaped like one, and takes `host: ftp://...` for a server it then cannot reach. Checked here,
+    before any client is built. Values are quoted with any credentials masked.
+    """
+    problems = Problems()
+    kubeconfig = params.get("kubeconfig")
+    if isinstance(kubeconfig, dict):
+        problems.check(_check_kubeconfig_content, "kubeconfig", kubeconfig)
+    elif kubeconfig is not None and kubeconfig != "":
+        if not isinstance(kubeconfig, str):
+            problems.add("kubeconfig", "the path of a kubeconfig file or a kubeconfig mapping",
+                         _Kind(kubeconfig))
+        else:  # kubernetes reads several files like KUBECONFIG: paths joined by os.pathsep
+            for path in (part for part in kubeconfig.split(os.pathsep) if part):
+                problems.check(_check_kubeconfig_file, "kubeconfig", path)
+    elif not _credentials_given(params) and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        # No option: the client reads these files (missing ones are skipped), unless the options
+        # hold everything to log in with or it runs in a pod.
+        variable = "K8S_AUTH_KUBECONFIG" if os.environ.get("K8S_AUTH_KUBECONFIG") else "KUBECONFIG"
+        listed = os.environ.get(variable) or os.path.join("~", ".kube", "config")
+        for path in (part for part in listed.split(os.pathsep) if part):
+            if os.path.exists(os.path.expanduser(path)):
+                problems.check(_check_kubeconfig_file, f"kubeconfig (from {variable} or ~/.kube/config)",
+                               path)
+    problems.check(_check_server_url, "host", params.get("host"))
+    problems.check(_check_server_url, "proxy", params.get("proxy"), _PROXY_SCHEMES,
+                   "an http(s) or socks URL such as http://proxy.example.com:3128")
+    for option in ("ca_cert", "client_cert", "client_key"):
+        path = params.get(option)
+        if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            problems.add(option, "the path of a readable file", path)
+    return problems.message()
+
+
+def _credentials_given(params):
+    """Whether kubernetes.core logs in with the options alone, without reading any kubeconfig."""
+    return bool(params.get("host")) and any(all(params.get(name) for name in names) for names in (
+        ("username", "password"), ("api_key",), ("client_cert", "client_key")))
+
+
+# What each list of a kubeconfig holds: (list key, key of each entry's settings).
+_KUBECONFIG_LISTS = (("clusters", "cluster"), ("contexts", "context"), ("users", "user"))
+_SERVER_SCHEMES = ("http", "https")
+_SERVER_FORM = "an http(s) URL such as https://kube.example.com:6443"
+_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+
+
+class _Kind:
+    """What a value is, for messages about values that are never quoted (a kubeconfig is no_log)."""
+
+    def __init__(self, value):
+        if isinstance(value, bool):
+            self.text = "true/false"
+        elif isinstance(value, (int, float)):
+            self.text = "a number"
+        elif isinstance(value, str):
+            self.text = "a string"
+        elif isinstance(value, (list, tuple)):
+            self.text = "a list"
+        elif isinstance(value, dict):
+            self.text = "a mapping"
+        else:
+            self.text = "nothing" if value is None else type(value).__name__
+
+    def __repr__(self):
+        return self.text
+
+
+def _check_kubeconfig_file(option, path):
+    try:
+        import yaml
+    except ImportError:  # the kubernetes client needs PyYAML: reported when it fails to import
+        return
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            content = yaml.safe_load(handle.read().decode("utf-8"))
+    except OSError as err:
+        raise InvalidOption(option, f"a readable kubeconfig file ({err.strerror or err})",
+                            path) from err
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise InvalidOption(option, f"a kubeconfig file in YAML, but it is not YAML{where}",
+                            path) from err
+    _check_kubeconfig_content(f"{option} ({path})", content)
+
+
+def _check_kubeconfig_content(where, content):
+    """A kubeconfig's shape as the kubernetes client reads it: lists of named entries."""
+    if not isinstance(content, dict):
+        raise InvalidOption(where, "a kubeconfig (a mapping with clusters, contexts and users)",
+                            _Kind(content))
+    for key, entry_key in _KUBECONFIG_LISTS:
+        entries = content.get(key)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise InvalidOption(f"{where}.{key}", f"a list of {{name, {entry_key}}}", _Kind(entries))
+        for index, entry in enumerate(entries):
+            path = f"{where}.{key}[{index}]"
+            if not isinstance(entry, dict):
+                raise InvalidOption(path, f"a mapping with a name and a {entry_key} mapping", _Kind(entry))
+            if not isinstance(entry.get("name"), str):
+                raise InvalidOption(path + ".name", f"the name of the {entry_key}", _Kind(entry.get("name")))
+            if not isinstance(entry.get(entry_key), dict):
+                raise InvalidOption(f"{path}.{entry_key}", "a mapping", _Kind(entry.get(entry_key)))
+            server = entry[entry_key].get("server")
+            if key == "clusters" and server is not None:
+                _check_server_url(f"{path}.cluster.server", server)
+    current = content.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise InvalidOption(f"{where}.current-context", "a context name", _Kind(current))
+
+
+def _check_server_url(option, value, schemes=_SERVER_SCHEMES, form=_SERVER_FORM):
+    """An absolute URL with one of `schemes` and a host; credentials only in a proxy URL."""
+    if value is None or value == "":
+        return
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or not port_ok or parts.scheme.lower() not in schemes or not parts.hostname:
+        raise InvalidOption(option, form, redact_url(value) if isinstance(value, str) else _Kind(value))
+    if option == "host" and "@" in parts.netloc:
+        raise InvalidOption(option, "a URL without user:password@ (use the username and password or "
+                                    "api_key options)", redact_url(value))
+
+
 def validated_module(argument_spec, validate, missing_libraries=(), **module_options):
     """The module object, once its libraries import and every option is valid.
 
@@ -59,7 +197,10 @@ def validated_module(argument_spec, validate, missing_libraries=(), **module_opt
         module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
         module.fail_json(msg=missing_required_lib(missing[0][0]), exception=str(missing[0][1]))
     module = AnsibleK8SModule(argument_spec=argument_spec, supports_check_mode=True, **module_options)
-    problem = validate(module.params)
+    # A password in a proxy or host URL stays out of every message and result (no_log_values).
+    hide_secrets(getattr(module, "_module", module), urls=(module.params.get("host"),
+                                                           module.params.get("proxy")))
+    problem = auth_option_problems(module.params) or validate(module.params)
     if problem:
         module.fail_json(msg=problem)
     return module
