@@ -142,3 +142,16 @@ def hide_secrets(module, urls=(), headers=None):
     for url in urls:
         module.no_log_values.update(url_secrets(url))
     module.no_log_values.update(header_secrets(headers))
+
+
+def redact_fields(data, *paths):
+    """Mask the URLs at these dotted paths of nested mappings in place ("url", "result.URL");
+    paths that are absent or not strings are left alone. Returns `data`."""
+    for path in paths:
+        *parents, key = path.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(key), str):
+            node[key] = redact_url(node[key])
+    return data

@@ -22,16 +22,18 @@ description:
     to load a service reachable from the controller. Requests go to O(url) only.
   - The V(fortio) engine runs the load inside the cluster, through the mesh, as Istio's own
     benchmarks do. It creates a ServiceAccount, a fortio server Deployment and Service (only
-    when O(url) is not given) and a Job of O(client_pods) fortio client pods in O(namespace),
-    all named after O(name), waits for the Job, reads each pod's result from its log and merges
-    the histograms exactly (the merged percentiles are those of one histogram of all requests).
-    Then it deletes what it created, also when the run fails, unless O(cleanup=false).
+    when O(url) is not given), a Secret with the O(headers) (only when given) and a Job of
+    O(client_pods) fortio client pods in O(namespace), all named after O(name), waits for the
+    Job, reads each pod's result from its log and merges the histograms exactly (the merged
+    percentiles are those of one histogram of all requests). Then it deletes what it created,
+    also when the run fails, unless O(cleanup=false).
   - The fortio pods need no Kubernetes API access; their ServiceAccount mounts no token and has
     no Role or RoleBinding. They run under the C(restricted) Pod Security Standard (not root,
     no privilege escalation, all capabilities dropped, C(RuntimeDefault) seccomp profile,
     read-only root file system). The task's own credentials need create, get, list and delete on
-    ServiceAccounts, Deployments, Services and Jobs, get and list on Pods and get on C(pods/log)
-    in O(namespace), and, to check beforehand that the namespace exists, get on it.
+    ServiceAccounts, Deployments, Services, Jobs and (with O(headers)) Secrets, get and list on
+    Pods and get on C(pods/log) in O(namespace), and, to check beforehand that the namespace
+    exists, get on it.
   - Every option is checked before the first request is sent; a bad option fails the task
     with one message that names each problem.
   - Ansible modules cannot stream output while they run. For long runs set O(progress_file)
@@ -56,6 +58,12 @@ options:
         name such as V(http://productpage.shop.svc:9080/). When not given, meshtune deploys a
         fortio server (Deployment and Service C(<name>-server), port 8080) and loads
         C(http://<name>-server.<namespace>.svc:8080/echo).
+      - A URL with C(user:password@) is refused, without showing the password; send credentials
+        in O(headers). Query values, which may hold a token, are masked wherever the URL is
+        shown or stored (RV(url), the result's C(URL), O(result_file), O(progress_file)), and
+        those of parameters named like credentials (C(token), C(key), ...) are hidden from the
+        task's output, also at C(-vvv). With O(engine=fortio) the URL is an argument of the client
+        containers, readable by whoever may read the Job or its pods.
     type: str
   method:
     description: HTTP method of every request.
@@ -64,8 +72,15 @@ options:
   headers:
     description:
       - Extra request headers, name to value. C(Host) and C(User-Agent) replace the defaults.
-      - Header values appear in the task's recorded arguments; set C(no_log) on the task when
-        they carry credentials.
+      - Values of headers whose names suggest credentials (C(Authorization), C(Cookie), names
+        containing C(token), C(key), C(secret), C(auth), C(password) or C(session)) are hidden
+        from the task's output, also at C(-vvv). Other header values show in the recorded
+        arguments at C(-vvv); set C(no_log) on the task when they carry credentials.
+      - With O(engine=fortio) the headers go into a Secret C(<name>-headers), created before the
+        Job and deleted with it (kept with O(cleanup=false)). The client containers read each
+        header from it into an environment variable that their arguments refer to, so header
+        values are not in the Job's or the pods' specs. Whoever may read Secrets in
+        O(namespace), or exec into the client pods, can still read them.
     type: dict
     default: {}
   body:
@@ -151,6 +166,8 @@ options:
     description:
       - Write the result to this path as fortio writes its C(-json) output. The directory must
         exist; an existing file is replaced.
+      - A new file gets mode 0666 minus the umask, as files Ansible writes do; a replaced file
+        keeps its mode.
     type: path
   progress_file:
     description:
@@ -491,6 +508,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options impo
     ENGINES,
     spec_from_params,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import (
+    hide_secrets,
+    redact_fields,
+    redact_url,
+)
 
 
 def argument_spec():
@@ -547,7 +569,7 @@ class ProgressLog:
 
     def write(self, text):
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        line = f"{stamp} load_test {self.url}: {text}"
+        line = f"{stamp} load_test {redact_url(self.url)}: {text}"
         self.module.debug(line)
         if self.path is None or self.failed is not None:
             return
@@ -573,6 +595,7 @@ def run_fortio(module, params, spec, log):
                   f"connections, {measured} after {params['warmup']} warm-up, "
                   f"{'with' if settings.sidecar else 'without'} sidecars")
     output, failure = fortio_job.execute(module, spec, log.write)
+    redact_fields(output, "url", "result.URL")
     if failure:
         module.fail_json(msg=failure, **output)
     finish(module, params, log, output)
@@ -580,6 +603,7 @@ def run_fortio(module, params, spec, log):
 
 def finish(module, params, log, output):
     """Write the result file when asked (and there is a result), then exit with `output`."""
+    redact_fields(output, "url", "result.URL")  # a token in the URL stays out of results and files
     if params["result_file"] and "result" in output:
         try:
             write_result_file(params["result_file"], output["result"])
@@ -595,6 +619,7 @@ def finish(module, params, log, output):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
+    hide_secrets(module, urls=[params["url"]], headers=params["headers"])
     log = ProgressLog(module, params["progress_file"], params["url"])
     spec, problem = spec_from_params(params, progress=log.report)
     if problem:

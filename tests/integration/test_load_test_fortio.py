@@ -56,6 +56,7 @@ def remaining(apis, name="meshtune-load"):
     for kind, lister in (("ServiceAccount", core.list_namespaced_service_account),
                          ("Deployment", apps.list_namespaced_deployment),
                          ("Service", core.list_namespaced_service),
+                         ("Secret", core.list_namespaced_secret),
                          ("Job", batch.list_namespaced_job)):
         found += [f"{kind} {item.metadata.name}" for item in
                   lister(NAMESPACE, label_selector=selector).items]
@@ -112,9 +113,13 @@ def test_a_run_creates_the_objects_merges_the_pod_results_and_cleans_up(kubeapi,
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["limits"]["memory"]
+    # Header values come from the headers Secret through the environment, never in the spec.
     assert spec["containers"][0]["args"] == [
         "load", "-json", "-", "-qps", "50", "-c", "2", "-t", "1s", "-timeout", "1s",
-        "-p", "50,75,90,99,99.9", "-labels", "meshtune-load", "-H", "X-Test:1", url]
+        "-p", "50,75,90,99,99.9", "-labels", "meshtune-load", "-H", "$(MESHTUNE_HEADER_0)", url]
+    for container in spec["containers"] + spec["initContainers"]:
+        assert container["env"] == [{"name": "MESHTUNE_HEADER_0", "valueFrom": {"secretKeyRef": {
+            "name": "meshtune-load-headers", "key": "header-0"}}}]
     warmup = spec["initContainers"][0]
     assert warmup["name"] == "warmup"
     assert "-json" not in warmup["args"]
@@ -150,7 +155,7 @@ def test_a_run_creates_the_objects_merges_the_pod_results_and_cleans_up(kubeapi,
     # Everything is gone again.
     assert [(entry["kind"], entry["state"]) for entry in result["objects"]] == [
         ("ServiceAccount", "deleted"), ("Deployment", "deleted"), ("Service", "deleted"),
-        ("Job", "deleted")]
+        ("Secret", "deleted"), ("Job", "deleted")]
     assert remaining(apis) == []
     delete_pods(apis, cluster.pods)
 

@@ -9,10 +9,13 @@ real traffic does. This module builds the Kubernetes objects and drives one run:
 1. a ServiceAccount without API access (no token mounted, no Role or RoleBinding: fortio needs
    no API access, and a token nobody uses is only something to steal);
 2. when no URL is given, a fortio server Deployment and Service as the target;
-3. an Indexed Job with one client pod per `client_pods`, each running `fortio load -json -` with
+3. when headers are given, a Secret holding them: the client containers read each header from
+   it into an environment variable and pass it as `-H $(VAR)`, which Kubernetes expands, so header
+   values (bearer tokens, cookies) are not in the Job's or the pods' specs;
+4. an Indexed Job with one client pod per `client_pods`, each running `fortio load -json -` with
    its share of the rate and connections, so its result ends up in the pod's log;
-4. the results read from the pods' logs and merged exactly (histogram buckets add up);
-5. every object it created deleted again, also after a failure, unless cleanup is off.
+5. the results read from the pods' logs and merged exactly (histogram buckets add up);
+6. every object it created deleted again, also after a failure, unless cleanup is off.
 
 Pods run under the restricted Pod Security Standard. The fortio image has no shell, so a warm-up
 is an init container running the same load, and nothing chains commands inside a container.
@@ -27,6 +30,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import copy
 import json
 import math
@@ -78,6 +82,8 @@ NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 CLIENT_CONTAINER = "fortio"
 WARMUP_CONTAINER = "warmup"
+# Environment variables of the client containers that hold the headers, from the headers Secret.
+HEADER_ENV_PREFIX = "MESHTUNE_HEADER_"
 SERVER_CONTAINER = "fortio"
 # Seconds between status reads while waiting; tests shorten it.
 POLL_INTERVAL = 2.0
@@ -148,6 +154,10 @@ class FortioSettings:
     @property
     def job_name(self):
         return f"{self.name}-client"
+
+    @property
+    def headers_secret_name(self):
+        return f"{self.name}-headers"
 
     def default_url(self):
         """The deployed fortio server's echo endpoint, by its cluster-internal name."""
@@ -256,8 +266,8 @@ def load_args(settings, spec, measured=True):
         args += ["-t", go_duration(spec.duration)]
     args += ["-timeout", go_duration(spec.timeout), "-p", PERCENTILES,
              "-labels", settings.labels or settings.name]
-    for header, value in spec.headers.items():
-        args += ["-H", f"{header}:{value}"]
+    for index in range(len(spec.headers)):  # values from the headers Secret, see header_env
+        args += ["-H", f"$({HEADER_ENV_PREFIX}{index})"]
     if spec.method != "GET" or spec.body:
         args += ["-X", spec.method]
     if spec.body:
@@ -327,6 +337,24 @@ def server_service(settings):
                                 "protocol": "TCP", "appProtocol": "http"}]}}
 
 
+def headers_secret(settings, spec):
+    """The request headers, one `Name:value` entry each, for the client containers' environment."""
+    data = OrderedDict(
+        (f"header-{index}", base64.b64encode(f"{name}:{value}".encode()).decode("ascii"))
+        for index, (name, value) in enumerate(spec.headers.items()))
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": _metadata(settings, settings.headers_secret_name, "client"),
+            "data": dict(data)}
+
+
+def header_env(settings, spec):
+    """The client containers' environment: each header from the headers Secret."""
+    return [{"name": f"{HEADER_ENV_PREFIX}{index}",
+             "valueFrom": {"secretKeyRef": {"name": settings.headers_secret_name,
+                                            "key": f"header-{index}"}}}
+            for index in range(len(spec.headers))]
+
+
 def client_job(settings, spec):
     """The load: an Indexed Job with client_pods pods running at once, none retried.
 
@@ -339,6 +367,9 @@ def client_job(settings, spec):
                                load_args(settings, spec, measured=False), settings.client_resources))
     container = _container(CLIENT_CONTAINER, settings.image_ref, load_args(settings, spec),
                            settings.client_resources)
+    if spec.headers:
+        for each in [container, *init]:
+            each["env"] = header_env(settings, spec)
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": _metadata(settings, settings.job_name, "client"),
             "spec": {"parallelism": settings.client_pods, "completions": settings.client_pods,
@@ -353,6 +384,8 @@ def planned_objects(settings, spec):
     objects = [service_account(settings)]
     if settings.deploy_server:
         objects += [server_deployment(settings), server_service(settings)]
+    if spec.headers:
+        objects.append(headers_secret(settings, spec))
     objects.append(client_job(settings, spec))
     return objects
 
