@@ -15,6 +15,7 @@ __metaclass__ = type
 import copy
 import re
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import lookup_served_version
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     INT32_MAX,
     InvalidOption,
@@ -316,6 +317,18 @@ def v2_required_message(policies, serves_v1):
                 "field, so it cannot be set there (nothing was changed).")
     return (f"meshtune.mesh.hpa_policy needs autoscaling/v2 HorizontalPodAutoscalers (Kubernetes 1.23 "
             f"or newer), but the cluster {served} (nothing was changed).")
+
+
+def served_hpa_version(module, client, policies):
+    """The autoscaling version to build (v2); fails the task when discovery says the cluster does
+    not serve it (v2_required_message), and with the unreachable message when the cluster could not
+    be asked, which must never read as an old Kubernetes."""
+    version = lookup_served_version(module, client, AUTOSCALING_GROUP, HPA_KIND, HPA_VERSIONS)
+    if version is None:
+        serves_v1 = lookup_served_version(module, client, AUTOSCALING_GROUP, HPA_KIND,
+                                          ("v1",)) is not None
+        module.fail_json(msg=v2_required_message(policies, serves_v1))
+    return version
 
 
 # --------------------------------------------------------------------------- builders

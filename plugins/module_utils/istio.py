@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import lookup_served_version
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     INT32_MAX,
     UINT32_MAX,
@@ -30,8 +31,9 @@ DEFAULT_EGRESS_HOSTS = ["./*", "istio-system/*"]
 
 def served_networking_version(module, client, kind):
     """The networking.istio.io version the cluster serves for `kind`, newest first; fails the
-    task (Istio is probably not installed) when it serves none."""
-    version = client.served_version(NETWORKING_GROUP, kind, NETWORKING_VERSIONS)
+    task (Istio is probably not installed) when discovery says it serves none, and with the
+    unreachable message when the cluster could not be asked."""
+    version = lookup_served_version(module, client, NETWORKING_GROUP, kind, NETWORKING_VERSIONS)
     if version is None:
         module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} {kind} API "
                              f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")

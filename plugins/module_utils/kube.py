@@ -248,6 +248,22 @@ def unreachable_message(params, error):
     return f"Cannot reach the Kubernetes API server {server}{context}: {reason}. {POINT_ELSEWHERE}"
 
 
+def failure_reason(error):
+    """A KubeError as the reason part of `unreachable_message`: the HTTP status when there was one."""
+    status = getattr(error, "status", None)
+    return KubeError(f"HTTP {status}: {error}", status) if status else error
+
+
+def lookup_served_version(module, client, group, kind, preferred):
+    """`client.served_version`, failing the task with the unreachable message (server, reason, how
+    to point elsewhere) when the cluster could not be asked: a server that does not answer must
+    never read as one that lacks the API."""
+    try:
+        return client.served_version(group, kind, preferred)
+    except KubeError as error:
+        module.fail_json(msg=unreachable_message(module.params, failure_reason(error)))
+
+
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 MAX_ATTEMPTS = 6
 BASE_DELAY = 0.2
@@ -257,19 +273,30 @@ LIST_PAGE = 500
 
 
 class KubeError(Exception):
-    """An API call that failed for good (after retries), with the HTTP status when there was one."""
+    """An API call that failed for good (after retries), with the HTTP status when there was one.
 
-    def __init__(self, message, status=None):
+    `unreachable` is true when no answer came at all (connection refused, reset or timed out): the
+    server, not the request, is the problem, so other calls to it will fail the same way.
+    """
+
+    def __init__(self, message, status=None, unreachable=False):
         super().__init__(message)
         self.status = status
+        self.unreachable = unreachable
 
 
 def _status_of(error):
     return getattr(error, "status", None)
 
 
+def _is_connection_error(error):
+    """No HTTP answer: refused, reset or timed-out connections (urllib3 wraps most of them)."""
+    return _status_of(error) is None and \
+        isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+
+
 def _is_retryable(error, conflict_is_final):
-    if isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError)):
+    if _is_connection_error(error):
         return True
     status = _status_of(error)
     return status in RETRYABLE_STATUS or (status == 409 and not conflict_is_final)
@@ -306,6 +333,8 @@ class KubeClient:
         self._resources = {}
         self._lock = threading.Lock()
         self.retries = 0
+        # Set once a call gave up on a connection error: the server is gone for this run.
+        self.unreachable = None
 
     @classmethod
     def from_module(cls, module):
@@ -323,13 +352,21 @@ class KubeClient:
         return self._resources[key]
 
     def served_version(self, group, kind, preferred):
-        """The first of `preferred` versions the cluster serves for group/kind, or None."""
+        """The first of `preferred` versions the cluster serves for group/kind, or None.
+
+        Only discovery's answer that the group/version/kind is absent (or its group/version
+        unknown, 404) means "not served"; any other failure to ask (unreachable server, 5xx,
+        401/403) raises KubeError, so that it is never mistaken for a missing API.
+        """
         for version in preferred:
             try:
                 self.resource(f"{group}/{version}", kind)
                 return version
-            except (ResourceNotFoundError, KubeError):
+            except ResourceNotFoundError:
                 continue
+            except KubeError as error:
+                if error.status != 404:
+                    raise
         return None
 
     def call(self, func, *args, conflict_is_final=False, **kwargs):
@@ -346,8 +383,14 @@ class KubeClient:
                 raise
             except Exception as error:
                 attempt += 1
-                if not _is_retryable(error, conflict_is_final) or attempt >= MAX_ATTEMPTS:
-                    raise KubeError(_error_text(error), _status_of(error)) from error
+                unreachable = _is_connection_error(error)
+                # Once one call found the server gone, the others stop retrying their own way.
+                if not _is_retryable(error, conflict_is_final) or attempt >= MAX_ATTEMPTS or \
+                        (unreachable and self.unreachable is not None):
+                    failure = KubeError(_error_text(error), _status_of(error), unreachable)
+                    if unreachable and self.unreachable is None:
+                        self.unreachable = failure
+                    raise failure from error
                 self.count_retry()
                 delay = _retry_after(error) or min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1))
                 self._sleep(delay * random.uniform(0.5, 1.0))

@@ -16,7 +16,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, unreachable_message
 
 ACTIONS = ("created", "updated", "unchanged", "deleted", "skipped", "failed")
 WRITING_ACTIONS = ("created", "updated", "deleted")
@@ -271,6 +271,8 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
                                  **report([], module._diff, **extra))
         live = live_objects(client, resource, namespaces)
     except KubeError as error:
+        if error.unreachable:
+            module.fail_json(msg=f"{unreachable_message(module.params, error)} Nothing was changed.")
         module.fail_json(msg=f"Could not read {kind} objects (nothing was changed): {error}")
     changes = plan_owned(client, resource, desired, live, state, fields)
     module.exit_json(**apply_changes(module, client, changes, parallelism, **extra))

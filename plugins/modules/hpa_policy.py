@@ -233,13 +233,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.hpa import (
     DEFAULT_MIN_REPLICAS,
     DEFAULT_TARGET_API_VERSION,
     DEFAULT_TARGET_KIND,
-    HPA_KIND,
-    HPA_VERSIONS,
     SCALING_POLICY_TYPES,
     SELECT_POLICIES,
     check_policies,
     hpa_objects,
-    v2_required_message,
+    served_hpa_version,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KUBERNETES_IMPORT_ERROR,
@@ -309,10 +307,7 @@ def main():
     module = validated_module(argument_spec(), validate)
     params = module.params
     client = KubeClient.from_module(module)
-    version = client.served_version(AUTOSCALING_GROUP, HPA_KIND, HPA_VERSIONS)
-    if version is None:
-        serves_v1 = client.served_version(AUTOSCALING_GROUP, HPA_KIND, ("v1",)) is not None
-        module.fail_json(msg=v2_required_message(params["policies"], serves_v1))
+    version = served_hpa_version(module, client, params["policies"])
     desired = hpa_objects(version, params["namespace"], params["policies"], params["state"])
     converge_owned(module, client, desired, params["state"], params["parallelism"],
                    extra={"api_version": f"{AUTOSCALING_GROUP}/{version}"})

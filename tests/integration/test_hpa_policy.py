@@ -254,3 +254,19 @@ def test_duplicate_names_and_a_bad_namespace_are_reported_together(cluster, tmp_
     assert "namespace: expected a DNS-1123 label" in outcome["msg"]
     assert "policies[1].name: expected an HPA name not used twice" in outcome["msg"]
     assert cluster.stats()["requests"]["total"] == 0
+
+
+def test_a_server_gone_mid_run_is_named_not_taken_for_an_old_kubernetes(kubeapi_factory, tmp_path):
+    # Looking up autoscaling/v2 misses the client's discovery cache (written by cluster_check
+    # against a server without it) and asks the server again, which has stopped by then.
+    server = kubeapi_factory("--disable", "autoscaling/v2")
+    assert run_module(tmp_path, "meshtune.mesh.cluster_check",
+                      {"kubeconfig": str(server.kubeconfig)}).get("failed") is not True
+    server.stop()
+    outcome = run_module(tmp_path, MODULE, {"kubeconfig": str(server.kubeconfig), "namespace": "default",
+                                            "policies": [WEB]})
+    assert outcome["failed"] is True
+    assert outcome["msg"].startswith(
+        f"Cannot reach the Kubernetes API server {server.url}: Connection refused. Point meshtune at"), \
+        outcome["msg"]
+    assert "autoscaling/v2" not in outcome["msg"]

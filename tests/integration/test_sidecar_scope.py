@@ -116,3 +116,20 @@ def test_falls_back_to_the_newest_served_version(kubeapi_factory, tmp_path):
     assert outcome["changed"] is True
     assert outcome["api_version"] == "networking.istio.io/v1beta1"
     assert outcome["results"][0]["api_version"] == "networking.istio.io/v1beta1"
+
+
+def test_a_server_gone_mid_run_is_named_not_taken_for_a_cluster_without_istio(kubeapi_factory, tmp_path):
+    # The client's discovery cache was written before Istio's API was there (by cluster_check),
+    # so looking up networking.istio.io asks the server again, which has stopped by then.
+    server = kubeapi_factory("--disable", "networking.istio.io/v1,networking.istio.io/v1beta1,"
+                                          "networking.istio.io/v1alpha3")
+    assert run_module(tmp_path, "meshtune.mesh.cluster_check",
+                      {"kubeconfig": str(server.kubeconfig)}).get("failed") is not True
+    server.stop()
+    outcome = run_module(tmp_path, MODULE, {"kubeconfig": str(server.kubeconfig),
+                                            "namespaces": ["default"]})
+    assert outcome["failed"] is True
+    assert outcome["msg"].startswith(
+        f"Cannot reach the Kubernetes API server {server.url}: Connection refused. Point meshtune at"), \
+        outcome["msg"]
+    assert "is Istio installed" not in outcome["msg"]

@@ -139,3 +139,54 @@ def test_gives_up_after_max_attempts_and_never_retries_client_errors():
     with pytest.raises(kube.KubeError):
         client.call(invalid)
     assert invalid.calls == 1
+
+
+class Discovery:
+    """resources.get of a DynamicClient: absent kinds, or a server that does not answer."""
+
+    def __init__(self, served=(), error=None):
+        self.served, self.error, self.calls = set(served), error, 0
+
+    def get(self, api_version, kind):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if api_version not in self.served:
+            raise kube.ResourceNotFoundError(f"{api_version} {kind}")
+        return api_version
+
+
+class Dynamic:
+    def __init__(self, resources):
+        self.resources = resources
+
+
+def test_served_version_is_none_only_when_discovery_says_so():
+    client = kube.KubeClient(Dynamic(Discovery(served={"g/v1beta1"})), sleep=lambda _delay: None)
+    assert client.served_version("g", "K", ("v1", "v1beta1")) == "v1beta1"
+    assert client.served_version("g", "K", ("v2",)) is None
+    gone = kube.KubeClient(Dynamic(Discovery(error=ConnectionRefusedError(111, "Connection refused"))),
+                           sleep=lambda _delay: None)
+    with pytest.raises(kube.KubeError) as err:
+        gone.served_version("g", "K", ("v1", "v1beta1"))
+    assert err.value.unreachable and gone.unreachable is err.value
+    unauthorized = kube.KubeClient(Dynamic(Discovery(error=HttpError(401))), sleep=lambda _delay: None)
+    with pytest.raises(kube.KubeError) as err:
+        unauthorized.served_version("g", "K", ("v1",))
+    assert err.value.status == 401 and not err.value.unreachable
+    not_found = kube.KubeClient(Dynamic(Discovery(error=HttpError(404))), sleep=lambda _delay: None)
+    assert not_found.served_version("g", "K", ("v1",)) is None
+
+
+def test_once_the_server_is_gone_other_calls_stop_retrying_connection_errors():
+    client = kube.KubeClient(dynamic_client=None, sleep=lambda _delay: None)
+    first = Flaky(*[ConnectionResetError("reset")] * 10)
+    with pytest.raises(kube.KubeError) as err:
+        client.call(first)
+    assert first.calls == kube.MAX_ATTEMPTS and err.value.unreachable
+    second = Flaky(*[ConnectionResetError("reset")] * 10)
+    with pytest.raises(kube.KubeError):
+        client.call(second)
+    assert second.calls == 1
+    throttled = Flaky(HttpError(429), HttpError(503))
+    assert client.call(throttled) == "ok", "answers from the server are still retried"
