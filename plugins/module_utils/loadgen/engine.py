@@ -42,6 +42,14 @@ are busy, except one that is more than `timeout` late: it is not sent, and count
 error with the latency it had reached, so a server that stalls at the very end of a run still
 shows. `qps` 0 is a closed loop at full speed, for finding the maximum rate, where latency is
 counted from the actual send.
+
+Bounds: a run asks for at most MAX_QPS_PER_WORKER per worker process that can run at once
+(rate_bound) and at most MAX_REQUESTS requests (options checks both before anything is sent), so
+the requests that are due but cannot be sent cannot pile up without end. A run ends about twice
+the timeout after its last request was due whatever the target does; worker processes that have
+not reported STOP_GRACE later are killed. `assess` then says whether the run measured the
+target: requests that never reached it (client errors: errors.CLIENT_ERROR_KINDS) and requests
+never sent (not_sent) are kept apart from the server's errors.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -60,7 +68,13 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.asyncio_driv
     AsyncioDriver,
     client_ssl_context,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import SOCKET_ERROR, LoadError
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import (
+    CLIENT_ERROR_KINDS,
+    SERVER_ERROR_KINDS,
+    SOCKET_ERROR,
+    LoadError,
+    describe_error,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import Histogram
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.http1 import build_request, parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.schedule import (
@@ -81,6 +95,23 @@ TIMEOUT_TICKS = 20
 AUTO_QPS_PER_WORKER = 2000
 # Latencies wait in a list until this many, then go into the histograms in one pass.
 RECORD_BATCH = 512
+# The most requests per second the schedule of one worker process may ask for. A worker spends
+# about 8 microseconds of CPU time on each request at best (keep-alive, small responses, one
+# worker at full speed against nginx on loopback sent 61 000 per second, one core busy), so
+# no worker keeps a schedule much above 100 000 per second even on a fast, idle core. A faster
+# schedule only piles up requests that are due and can never be sent, each of which still costs
+# the engine its bookkeeping: `qps` 1e12 would keep a core busy for days.
+MAX_QPS_PER_WORKER = 100000
+# The most requests one run may plan, warm-up included: about half an hour of one worker at its
+# best rate. A longer load test is better sent as several runs, whose separate results also
+# show drift; and a run of a request count at qps 0 (closed loop) must end in a bounded time.
+MAX_REQUESTS = 100000000
+# A run whose schedule slipped: more than this share of its measured requests was not sent
+# (more than the timeout late). The load_test module's default for max_not_sent.
+DEFAULT_MAX_NOT_SENT = 0.01
+# Worker processes that have not reported this long after the run should have ended (the
+# schedule's end plus twice the timeout) are killed and fail the run.
+STOP_GRACE = 10.0
 
 
 def is_ok_code(code):
@@ -129,6 +160,8 @@ class RunResult:
     service_histogram: from the actual send, what a closed-loop tool would have reported.
     sent: measured requests sent; not_sent: measured requests dropped for being more than the
     timeout late (in histogram and errors_histogram, code SOCKET_ERROR, kind not_sent).
+    planned: the measured requests the schedule had (None for a closed loop with a duration).
+    first_errors: for each error kind, the first measured request's error in words.
     window: seconds the measured requests were sent over, from the first intended send to the
     last actual one plus one interval; achieved_qps = sent / window. workers: the worker
     processes that sent the load (1: the calling process itself).
@@ -151,10 +184,87 @@ class RunResult:
         self.sockets = 0
         self.elapsed = 0.0
         self.workers = 1
+        self.first_errors = {}
 
     @property
     def ok(self):
         return sum(count for code, count in self.codes.items() if is_ok_code(code))
+
+    @property
+    def client_errors(self):
+        """Measured requests that never reached the target's HTTP server (errors.CLIENT_ERROR_KINDS)."""
+        return sum(self.error_kinds.get(kind, 0) for kind in CLIENT_ERROR_KINDS)
+
+    @property
+    def server_errors(self):
+        """Measured requests the server answered with a code other than 2xx (and 418), or
+        answered too late, not in HTTP or not at all (errors.SERVER_ERROR_KINDS)."""
+        answered = sum(count for code, count in self.codes.items()
+                       if code != SOCKET_ERROR and not is_ok_code(code))
+        return answered + sum(self.error_kinds.get(kind, 0) for kind in SERVER_ERROR_KINDS)
+
+    @property
+    def not_sent_share(self):
+        """The share of the measured requests that was due but never sent (0 for a closed loop)."""
+        due = self.sent + self.not_sent
+        return self.not_sent / due if due else 0.0
+
+
+def _kinds_text(run, kinds):
+    """`kind: count (first: message)` for each of `kinds` that occurred, the earliest first."""
+    seen = [kind for kind in run.first_errors if kind in kinds and run.error_kinds.get(kind)]
+    seen += [kind for kind in kinds if run.error_kinds.get(kind) and kind not in seen]
+    return ", ".join(f"{kind}: {run.error_kinds[kind]} (first: {run.first_errors.get(kind, '?')})"
+                     for kind in seen)
+
+
+def schedule_figures(run, max_not_sent):
+    """How well the run kept its schedule: planned, sent and not_sent measured requests, the
+    not-sent share, the allowed share and whether the schedule slipped beyond it."""
+    share = run.not_sent_share
+    return {"planned": run.planned, "sent": run.sent, "not_sent": run.not_sent,
+            "not_sent_share": round(share, 6), "max_not_sent": max_not_sent,
+            "slipped": share > max_not_sent}
+
+
+def assess(run, max_not_sent=DEFAULT_MAX_NOT_SENT):
+    """(failure message or None, warnings) for a finished run.
+
+    A run fails when what it measured is not the target: every request it sent failed before
+    reaching the server (nothing listening, TLS refused, ...); the sending host ran out of
+    descriptors or ports (client_exhausted), so part of the load was never offered; or more
+    than `max_not_sent` of the measured requests were due but never sent (the schedule
+    slipped: the target answered too slowly for the connections, or this host could not keep
+    the rate). Client errors and unsent requests below those marks are warnings. Everything
+    else (timeouts, resets, 5xx, ...) is the server's doing and a result, judged by slo_check.
+    """
+    failures = []
+    warnings = []
+    client = run.client_errors
+    if run.sent and client == run.sent:
+        failures.append(f"every measured request that was sent ({run.sent}) failed before "
+                        f"reaching the server: {_kinds_text(run, CLIENT_ERROR_KINDS)}")
+    elif run.error_kinds.get("client_exhausted"):
+        failures.append("this host ran out of its own resources while sending the load (file "
+                        "descriptors, local ports or socket memory), so part of the load was never "
+                        f"offered: {_kinds_text(run, ('client_exhausted',))}; lower connections, or "
+                        "raise the open-file limit (ulimit -n)")
+    elif client:
+        warnings.append(f"{client} of {run.sent} measured requests sent failed before reaching the "
+                        f"server (client errors, not server errors): "
+                        f"{_kinds_text(run, CLIENT_ERROR_KINDS)}")
+    if run.not_sent:
+        due = run.sent + run.not_sent
+        text = (f"{run.not_sent} of {due} measured requests ({run.not_sent_share:.2%}) were due but "
+                f"never sent, more than the timeout ({run.spec.timeout:g} s) late")
+        if run.not_sent_share > max_not_sent:
+            failures.append(f"the schedule slipped: {text}, more than max_not_sent "
+                            f"({max_not_sent:.2%}): the target answered too slowly for "
+                            f"{run.spec.connections} connections, or this host could not keep "
+                            "the rate; give more connections, a lower qps or more workers")
+        else:
+            warnings.append(f"{text} (max_not_sent {max_not_sent:.2%})")
+    return ("; ".join(failures) or None), warnings
 
 
 class _Run:
@@ -198,6 +308,7 @@ class _Run:
         self.error_kinds = {}
         self.sent = 0
         self.not_sent_count = 0
+        self.first_errors = {}
         self.warmup_sent = 0
         self.issued = 0
         self.sockets = 0
@@ -265,11 +376,18 @@ class _Run:
             self._flush()
         return done
 
+    def note_first_error(self, kind, error):
+        """Keep the first measured error of each kind, in words, for the result."""
+        self.first_errors[kind] = (clock(), describe_error(error, self.timeout))
+
     def not_sent(self, intended, measured, now):
         """A request more than the timeout late: recorded with its lateness, never sent."""
         if not measured:
             self.warmup_sent += 1
             return
+        if "not_sent" not in self.first_errors:
+            self.first_errors["not_sent"] = (now, f"due {now - intended:.3f} s earlier, more than "
+                                             f"the timeout ({self.timeout:g} s) late: not sent")
         latency = now - intended
         self.latencies.append(latency)
         self.errors_histogram.record(latency)
@@ -299,6 +417,7 @@ class _Run:
             "histogram": self.histogram, "errors_histogram": self.errors_histogram,
             "service_histogram": self.service_histogram, "codes": self.codes,
             "error_kinds": self.error_kinds, "sent": self.sent, "not_sent": self.not_sent_count,
+            "first_errors": self.first_errors,
             "warmup_sent": self.warmup_sent, "sockets": self.sockets,
             "first_send": self.first_send, "last_send": self.last_send,
             "last_done": self.last_done,
@@ -321,6 +440,9 @@ def _combine(spec, plan, reports):
                 counts[key] = counts.get(key, 0) + count
         result.sent += report["sent"]
         result.not_sent += report["not_sent"]
+        for kind, first in report["first_errors"].items():
+            if kind not in result.first_errors or first[0] < result.first_errors[kind][0]:
+                result.first_errors[kind] = first
         result.warmup_sent += report["warmup_sent"]
         result.sockets += report["sockets"]
     first_send = min(report["first_send"] for report in reports)
@@ -328,6 +450,8 @@ def _combine(spec, plan, reports):
     last_done = max(report["last_done"] for report in reports)
     measured_start = plan.measured_start(t0)
     result.planned = plan.planned
+    result.first_errors = {kind: text for kind, (_when, text) in
+                           sorted(result.first_errors.items(), key=lambda item: item[1][0])}
     result.elapsed = max(report["end"] for report in reports) - t0
     wall = time.time() + (measured_start - time.monotonic())
     result.start_time = datetime.datetime.fromtimestamp(wall).astimezone()
@@ -390,20 +514,50 @@ class _ProgressMerger:
             self.last_issued, self.last_elapsed = issued, current["elapsed"]
 
 
+def usable_cpus():
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def resolve_workers(spec):
     """Worker processes for `spec`. `workers` when set (at most one per connection); for 0,
     one per AUTO_QPS_PER_WORKER requests per second asked for (qps 0: no limit), at most one per
     CPU this process may run on and one per connection."""
+    return worker_count(spec.workers, spec.connections, spec.qps)
+
+
+def worker_count(workers, connections, qps):
+    """resolve_workers from the three options it depends on."""
     if not hasattr(os, "fork"):
         return 1
-    if spec.workers > 0:
-        return max(1, min(spec.workers, spec.connections))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
-    workers = min(cpus, spec.connections)
-    if spec.qps > 0:
-        workers = min(workers, math.ceil(spec.qps / AUTO_QPS_PER_WORKER))
-    return max(1, workers)
+    if workers > 0:
+        return max(1, min(workers, connections))
+    count = min(usable_cpus(), connections)
+    if qps > 0:
+        count = min(count, math.ceil(qps / AUTO_QPS_PER_WORKER))
+    return max(1, count)
+
+
+def rate_bound(connections, workers):
+    """(the highest qps a run may ask for, the worker processes that bound assumes): at most
+    MAX_QPS_PER_WORKER per worker, for as many workers as can run at once, which is at most one
+    per usable CPU and one per connection, and `workers` when given (0: the engine picks)."""
+    running = min(usable_cpus(), connections) if hasattr(os, "fork") else 1
+    if workers:
+        running = min(running, workers)
+    running = max(1, running)
+    return MAX_QPS_PER_WORKER * running, running
+
+
+def planned_requests(qps, duration, requests, warmup):
+    """The requests a run will send, warm-up included, or None when that depends on the server
+    (qps 0 with a duration)."""
+    if qps > 0:
+        measured = requests if requests is not None else int(duration * qps + 1e-9)
+        return measured + math.ceil(warmup * qps - 1e-9)
+    return requests
 
 
 def _new_loop(plan, connections):
@@ -442,8 +596,19 @@ def run_load(spec):
         progress = None if merger is None else functools.partial(merger.add, 0)
         reports = [work(shares[0], progress=progress)]
     else:
-        reports = run_workers(shares, work, merger)
+        reports = run_workers(shares, work, merger, limits=_worker_limits(spec, plan))
     return _combine(spec, plan, reports)
+
+
+def _worker_limits(spec, plan):
+    """(seconds the workers may take to be ready, seconds after the start instant by which they
+    must have reported): a worker connects within the timeout before it says ready, and every
+    request ends at most twice the timeout after its due time (sent up to a timeout late, then
+    answered or expired within one); STOP_GRACE more for a busy machine. The second is None when
+    the run's length depends on the server (qps 0 with a request count)."""
+    length = plan.length()
+    end = None if length is None else length + 2 * spec.timeout + STOP_GRACE
+    return spec.timeout + STOP_GRACE, end
 
 
 def _run_share(spec, target, address, plan, share, start=None, progress=None, parent=None):

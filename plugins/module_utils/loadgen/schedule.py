@@ -48,6 +48,16 @@ class Plan:
             return None
         return self.measured_start(t0) + self.spec.duration
 
+    def length(self):
+        """Seconds from the start instant to the last request's due time (open loop) or to the
+        deadline (closed loop with a duration); None for a closed loop with a request count,
+        whose length depends on the server."""
+        if self.open_loop:
+            return (self.last_index - 1) * self.interval
+        if self.spec.duration is None:
+            return None
+        return self.spec.warmup + self.spec.duration
+
 
 class Share:
     """One worker's part: request indexes `index`, `index` + `workers`, ... of the open-loop
@@ -151,6 +161,8 @@ class Slot:
                 self.send()
                 return
             kind = error_kind(error)
+            if self.measured and kind not in self.run.first_errors:
+                self.run.note_first_error(kind, error)
         self.next(self.run.record(self, code, kind))
 
 

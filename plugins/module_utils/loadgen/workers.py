@@ -119,10 +119,23 @@ def _worker_main(work, share, sock, with_progress):
     _send_message(sock, ("result", work(share, start=start, progress=progress, parent=sock)))
 
 
-def run_workers(shares, work, merger):
+def _overdue(workers, ready, limits):
+    """The LoadError for workers that missed their time (see run_workers' `limits`)."""
+    late = [worker.name for worker in workers if worker.result is None and worker.open]
+    if ready < len(workers):
+        return LoadError(f"{', '.join(late)} did not connect and get ready within "
+                         f"{limits[0]:g} s; stopped")
+    return LoadError(f"{', '.join(late)} did not report within {limits[1]:g} s of the start "
+                     "(the end of the schedule plus twice the timeout and a grace period); stopped")
+
+
+def run_workers(shares, work, merger, limits=(None, None)):
     """Fork a worker per share that runs `work(share, start=, progress=, parent=)`, start them all
     at one instant, and return their figures in share order. `merger`, unless None, takes their
-    progress snapshots (`add`) and final snapshots (`finish`)."""
+    progress snapshots (`add`) and final snapshots (`finish`). `limits`: (seconds the workers
+    may take to get ready, seconds after the start instant within which they must report), each
+    None for no limit; a worker that misses one is killed and fails the run, so that a stuck
+    worker cannot keep the run from ending."""
     workers = []
     failed = True
     selector = selectors.DefaultSelector()
@@ -133,8 +146,12 @@ def run_workers(shares, work, merger):
             selector.register(worker.sock, selectors.EVENT_READ, worker)
         ready = 0
         running = len(workers)
+        deadline = None if limits[0] is None else time.monotonic() + limits[0]
         while running:
-            for key, _events in selector.select():
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise _overdue(workers, ready, limits)
+            for key, _events in selector.select(timeout):
                 worker = key.data
                 data = worker.sock.recv(1 << 16)
                 if not data:
@@ -154,6 +171,7 @@ def run_workers(shares, work, merger):
                             t0 = time.monotonic() + START_LEAD
                             for each in workers:
                                 _send_message(each.sock, ("start", t0))
+                            deadline = None if limits[1] is None else t0 + limits[1]
                     elif message[0] == "progress" and merger is not None:
                         merger.add(worker.share.index, message[1], message[2])
                     elif message[0] == "result":
