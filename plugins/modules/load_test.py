@@ -35,7 +35,16 @@ description:
     Pods and get on C(pods/log) in O(namespace), and, to check beforehand that the namespace
     exists, get on it.
   - Every option is checked before the first request is sent; a bad option fails the task
-    with one message that names each problem.
+    with one message that names each problem. With O(engine=local) that includes the load this
+    host can send (see O(qps), O(requests) and O(connections)).
+  - A run fails the task, with its figures still returned, when it did not measure the
+    target. With O(engine=local) that is when every measured request it sent failed before
+    reaching the server (client errors, such as nothing listening or a certificate that does
+    not verify; the message names the first and its count), when this host ran out of file
+    descriptors, local ports or socket memory (C(client_exhausted)), or when more than
+    O(max_not_sent) of the measured requests were due but never sent (the schedule slipped).
+    Fewer client errors or unsent requests are warnings. Errors of the server (timeouts,
+    resets, non-2xx answers) are results, for M(meshtune.mesh.slo_check) to judge.
   - Ansible modules cannot stream output while they run. For long runs set O(progress_file)
     and follow it (for example C(tail -f)) while the task runs, or run the task with C(async)
     and C(poll). With C(ANSIBLE_DEBUG=1) the same lines also go to the module's debug log (the
@@ -92,6 +101,10 @@ options:
     description:
       - Requests per second over all connections. V(0) sends as fast as the connections allow
         (closed loop), to find the maximum rate; latency is then counted from the actual send.
+      - With O(engine=local) at most 100000 per worker process that can run at once, that is one
+        per CPU the module may run on, at most one per connection, and at most O(workers) when set.
+        One worker spends about 8 microseconds of CPU time on each request at best, so no
+        worker keeps a faster schedule, and the requests it cannot send would only pile up.
     type: float
     default: 100
   connections:
@@ -100,6 +113,10 @@ options:
         times the latency; requests wait for a free connection and that wait counts as latency.
       - With O(engine=fortio) the connections over all client pods; it must be a multiple of
         O(client_pods). O(qps) is split evenly over the pods too.
+      - With O(engine=local) each connection is a file descriptor of its worker process, so the
+        connections per worker must fit under the open-file limit (C(ulimit -n),
+        C(RLIMIT_NOFILE)) of the host that runs the module, less the descriptors open already
+        and a few for the engine itself.
     type: int
     default: 8
   workers:
@@ -119,13 +136,21 @@ options:
         of O(duration) and O(requests).
       - Every request due within the duration is sent, late if all connections are busy; the
         wait counts as latency. A request more than O(timeout) late is not sent and counts as
-        a C(not_sent) error, with the latency it had reached.
+        a C(not_sent) error, with the latency it had reached (see O(max_not_sent)).
+      - With O(engine=local) the run ends by itself at the latest about twice O(timeout) after
+        the last request was due, whatever the target does (a request may be sent up to
+        O(timeout) late and then takes at most O(timeout)); with O(qps=0), about O(timeout)
+        after the duration.
     type: str
   requests:
     description:
       - How many measured requests to send. Give exactly one of O(duration) and O(requests).
       - With O(engine=fortio) the requests over all client pods; it must be a multiple of
         O(client_pods).
+      - With O(engine=local) a run sends at most 100000000 requests, warm-up included; this,
+        or O(duration) times O(qps) plus the warm-up's, may not be more. That is about half an
+        hour of one worker process at its best rate; send a longer load test as several runs,
+        whose separate results also show drift.
     type: int
   warmup:
     description:
@@ -143,6 +168,18 @@ options:
       - Also how late a request may be sent (see O(duration)).
     type: str
     default: 3s
+  max_not_sent:
+    description:
+      - With O(engine=local), the largest share of the measured requests (from V(0) to V(1))
+        that may be due but never sent, being more than O(timeout) late, before the task
+        fails. Beyond it the schedule slipped, and the run measured less load than asked for.
+        Requests go unsent when every connection is busy for longer than O(timeout) (the target
+        answers too slowly for O(connections)) or when this host cannot keep the rate.
+      - Any unsent request is a warning and is counted in RV(schedule). Set V(1) to measure an
+        overloaded target without failing; the latency figures include the unsent requests.
+      - Defaults to V(0.01), 1 %. Not used with O(engine=fortio), which does not report
+        requests it did not send.
+    type: float
   engine:
     description:
       - V(local) sends the load from the host that runs the module.
@@ -306,7 +343,8 @@ notes:
     It falls below the requested rate when the engine or the connections could not keep up.
   - One worker process of the local engine sends up to a few ten thousand requests per second
     on one core; O(workers) adds processes, up to the host's CPUs. For more, run several tasks
-    on several hosts and merge their result files.
+    on several hosts and merge their result files. The local engine refuses a O(qps) above
+    100000 per worker process that can run, and more than 100000000 requests in one run.
   - With O(engine=fortio) and classic (not native) sidecars, the client pods keep running after
     fortio exits, and the Job never completes; the module still treats a pod whose fortio
     container exited 0 as done. The warm-up init container, however, runs before a classic
@@ -415,8 +453,12 @@ result:
       C(NumThreads), C(DurationHistogram) and C(ErrorsDurationHistogram) with C(Count), C(Min),
       C(Max), C(Sum), C(Avg), C(StdDev), C(Data) buckets and C(Percentiles) in seconds,
       C(RetCodes), C(URL), ...), plus C(ErrorTypes).
-    - C(RetCodes) counts responses by status code; C(-1) counts requests that got no response.
-  returned: success, not in check mode
+    - C(RetCodes) counts responses by status code; C(-1) counts requests that got no response,
+      client errors and unsent requests included, as in fortio.
+    - With O(engine=local) also meshtune's C(ClientErrors), the requests that failed before
+      reaching the server by kind (only kinds that occurred, see RV(errors)), and C(NotSent),
+      the measured requests that were due but never sent. fortio's readers ignore both.
+  returned: success, not in check mode; with O(engine=local) also when the run failed the task
   type: dict
   sample:
     RunType: HTTP
@@ -425,27 +467,56 @@ result:
     ActualQPS: 500.0
     ActualDuration: 60000000000
     RetCodes: {"200": 30000}
+    ClientErrors: {}
+    NotSent: 0
 summary:
   description:
     - Latency percentiles in milliseconds (C(p50_ms), C(p90_ms), C(p99_ms), C(p999_ms),
       C(max_ms)), C(requested_qps) (0 for as fast as possible), C(achieved_qps), C(requests),
       C(errors) and C(success_rate), the share of 2xx responses.
-  returned: success, not in check mode
+    - With O(engine=local) C(errors) is split into C(client_errors) (requests that failed before
+      reaching the server), C(server_errors) (answered with another code than 2xx, or too late,
+      not in HTTP, or reset) and C(not_sent) (due but never sent).
+  returned: success, not in check mode; with O(engine=local) also when the run failed the task
   type: dict
   sample: {p50_ms: 1.2, p90_ms: 2.1, p99_ms: 4.8, p999_ms: 9.7, max_ms: 12.0, requested_qps: 500.0,
-           achieved_qps: 500.0, requests: 30000, errors: 0, success_rate: 1.0}
+           achieved_qps: 500.0, requests: 30000, errors: 0, success_rate: 1.0, client_errors: 0,
+           server_errors: 0, not_sent: 0}
 errors:
   description:
     - Requests that got no HTTP response, by kind, C(timeout), C(connection_refused),
       C(connection_reset) (reset, or closed before the response ended), C(protocol) (not an
-      HTTP/1.x response), C(tls) (TLS handshake or certificate check failed), C(not_sent)
-      (more than O(timeout) late, never sent) and C(other).
+      HTTP/1.x response), C(tls) (TLS handshake or certificate check failed),
+      C(client_exhausted) (with O(engine=local), the host sending the load ran out of file
+      descriptors, local ports or socket memory), C(not_sent) (more than O(timeout) late, never
+      sent) and C(other) (another error of the connection, such as an unreachable network).
+    - C(connection_refused), C(tls), C(client_exhausted) and C(other) are client errors, the
+      request never reached the target's HTTP server. C(timeout), C(connection_reset) and
+      C(protocol) are the server's.
     - fortio does not tell these kinds apart; with O(engine=fortio) every call that got no
       HTTP response (C(RetCodes) C(-1)) counts as C(other).
-  returned: success, not in check mode
+  returned: success, not in check mode; with O(engine=local) also when the run failed the task
   type: dict
   sample: {timeout: 3, connection_refused: 0, connection_reset: 0, protocol: 0, tls: 0,
-           not_sent: 0, other: 0}
+           client_exhausted: 0, not_sent: 0, other: 0}
+first_errors:
+  description:
+    - With O(engine=local), the first measured request's error of each kind that occurred, in
+      words, the earliest kind first.
+  returned: when the run took place with O(engine=local), not in check mode
+  type: dict
+  sample: {connection_refused: Connection refused (errno ECONNREFUSED)}
+schedule:
+  description:
+    - With O(engine=local), how the run kept its schedule. C(planned), the measured requests
+      the schedule had (null for O(qps=0) with O(duration)); C(sent); C(not_sent), those due but
+      never sent, being more than O(timeout) late; C(not_sent_share), C(not_sent) over all
+      measured requests due; C(max_not_sent), the share allowed (O(max_not_sent)); C(slipped),
+      true when C(not_sent_share) is above it, which fails the task.
+  returned: when the run took place with O(engine=local), not in check mode
+  type: dict
+  sample: {planned: 30000, sent: 30000, not_sent: 0, not_sent_share: 0.0, max_not_sent: 0.01,
+           slipped: false}
 result_file:
   description: Where the result was written.
   returned: when O(result_file) is set, not in check mode
@@ -492,13 +563,22 @@ objects:
 """
 
 import datetime
+from collections import OrderedDict
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadError, run_load
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import ERROR_KINDS
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
+    LoadError,
+    assess,
+    run_load,
+    schedule_figures,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import (
+    CLIENT_ERROR_KINDS,
+    LOCAL_ERROR_KINDS,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
     result_from_run,
     summarize,
@@ -528,6 +608,8 @@ def argument_spec():
         "requests": {"type": "int"},
         "warmup": {"type": "str", "default": "0s"},
         "timeout": {"type": "str", "default": "3s"},
+        # engine local only: None stands for the default, so that engine fortio can refuse it
+        "max_not_sent": {"type": "float"},
         "engine": {"type": "str", "choices": list(ENGINES), "default": "local"},
         # engine fortio only: None stands for the default, so that engine local can refuse them
         "namespace": {"type": "str"},
@@ -601,8 +683,9 @@ def run_fortio(module, params, spec, log):
     finish(module, params, log, output)
 
 
-def finish(module, params, log, output):
-    """Write the result file when asked (and there is a result), then exit with `output`."""
+def finish(module, params, log, output, failure=None):
+    """Write the result file when asked (and there is a result), then exit with `output`, or
+    fail with `failure` and `output` when the run is not a measurement of the target."""
     redact_fields(output, "url", "result.URL")  # a token in the URL stays out of results and files
     if params["result_file"] and "result" in output:
         try:
@@ -613,6 +696,8 @@ def finish(module, params, log, output):
         output["result_file"] = params["result_file"]
     if log.failed is not None:
         module.warn(f"progress_file: could not append progress lines: {log.failed}")
+    if failure:
+        module.fail_json(msg=failure, **output)
     module.exit_json(**output)
 
 
@@ -637,13 +722,35 @@ def main():
     except LoadError as err:
         log.write(f"failed: {err}")
         module.fail_json(msg=f"Load test failed: {err}")
-    result = result_from_run(run, labels=params["labels"])
-    summary = summarize(result)
+    output = local_output(run, params["labels"], spec.max_not_sent)
     log.write("done: p50={p50_ms}ms p90={p90_ms}ms p99={p99_ms}ms p999={p999_ms}ms "
-              "achieved={achieved_qps}/s errors={errors}".format(**summary))
-    output = {"changed": False, "result": result, "summary": summary,
-              "errors": {kind: run.error_kinds.get(kind, 0) for kind in ERROR_KINDS}}
-    finish(module, params, log, output)
+              "achieved={achieved_qps}/s errors={errors} (client {client_errors}, server "
+              "{server_errors}, not sent {not_sent})".format(**output["summary"]))
+    failure, warnings = assess(run, spec.max_not_sent)
+    for warning in warnings:
+        module.warn(warning)
+    if failure:
+        log.write(f"failed: {failure}")
+        failure = f"Load test failed: {failure}"
+    finish(module, params, log, output, failure=failure)
+
+
+def local_output(run, labels, max_not_sent):
+    """The output of a local engine run: fortio's result plus meshtune's fields (ClientErrors,
+    NotSent), the summary with client and server errors apart, errors by kind with the first
+    error of each kind, and how the schedule was kept."""
+    result = result_from_run(run, labels=labels)
+    result["ClientErrors"] = OrderedDict(sorted(
+        (kind, run.error_kinds[kind]) for kind in CLIENT_ERROR_KINDS if run.error_kinds.get(kind)))
+    result["NotSent"] = run.not_sent
+    summary = summarize(result)
+    summary["client_errors"] = run.client_errors
+    summary["server_errors"] = run.server_errors
+    summary["not_sent"] = run.not_sent
+    return {"changed": False, "result": result, "summary": summary,
+            "errors": {kind: run.error_kinds.get(kind, 0) for kind in LOCAL_ERROR_KINDS},
+            "first_errors": dict(run.first_errors),
+            "schedule": schedule_figures(run, max_not_sent)}
 
 
 if __name__ == "__main__":

@@ -15,8 +15,22 @@ import math
 import os
 import re
 
+try:
+    import resource  # POSIX only: the open-file limit
+except ImportError:  # pragma: no cover - not on the platforms Ansible modules run on
+    resource = None
+
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
+    DEFAULT_MAX_NOT_SENT,
+    MAX_QPS_PER_WORKER,
+    MAX_REQUESTS,
+    LoadSpec,
+    planned_requests,
+    rate_bound,
+    usable_cpus,
+    worker_count,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.http1 import parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     DNS1123_SUBDOMAIN_RE,
@@ -31,6 +45,9 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
 
 ENGINES = ("local", "fortio")
 MAX_CONNECTIONS = 10000
+# File descriptors a worker process needs besides its connections: its selector or event loop,
+# the socket pair to the parent, and what the interpreter keeps open.
+FD_RESERVE = 16
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
                  "m": 60.0, "h": 3600.0}
@@ -90,6 +107,76 @@ def _check_file(path, value):
     return value
 
 
+def _open_files():
+    """(soft limit, hard limit or "unlimited", descriptors open now) of this process, or None
+    when the limit is unknown or unlimited."""
+    if resource is None:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    if hard == resource.RLIM_INFINITY:
+        hard = "unlimited"
+    try:
+        in_use = len(os.listdir("/proc/self/fd")) - 1  # the listing's own descriptor
+    except OSError:
+        in_use = 3
+    return soft, hard, in_use
+
+
+def _check_local_load(problems, qps, connections, workers, duration, requests, warmup,
+                      given_duration):
+    """What the local engine on this host can send: the rate (MAX_QPS_PER_WORKER per worker
+    process that can run at once), the requests of one run (MAX_REQUESTS) and the connections
+    (file descriptors under the process's open-file limit)."""
+    if qps is None or connections is None or workers is None:
+        return
+    bound, running = rate_bound(connections, workers)
+    if qps > bound:
+        if workers and running == workers:
+            reason = f"workers {workers}"
+        elif running == connections:
+            reason = f"one per connection, {connections}"
+        else:
+            reason = f"one per usable CPU, {usable_cpus()}"
+        problems.add("qps", f"at most {bound} requests per second ({MAX_QPS_PER_WORKER} per worker "
+                     f"process, {running} worker{'s' if running > 1 else ''}: {reason}): a faster "
+                     "schedule cannot be kept and would only pile up requests that are never "
+                     "sent", qps)
+    elif (duration is not None or requests is not None) and warmup is not None:
+        planned = planned_requests(qps, duration, requests, warmup)
+        if planned is not None and planned > MAX_REQUESTS:
+            path = "requests" if requests is not None else "duration"
+            problems.add(path, f"at most {MAX_REQUESTS} requests per run, warm-up included "
+                         f"(this run would send {planned}); send a longer load test as several "
+                         "runs", requests if requests is not None else given_duration)
+    limits = _open_files()
+    if limits is not None:
+        soft, hard, in_use = limits
+        count = worker_count(workers, connections, qps)
+        per_worker = -(-connections // count)
+        room = soft - in_use - FD_RESERVE
+        if per_worker > room:
+            problems.add("connections", f"at most {max(0, room) * count} with this host's open-file "
+                         f"limit (RLIMIT_NOFILE soft limit {soft}, {in_use} open already, hard "
+                         f"limit {hard}): each connection is a file descriptor of its worker "
+                         f"process ({per_worker} for each of {count}); raise the limit (ulimit -n) "
+                         "or give fewer connections", connections)
+
+
+def _check_max_not_sent(value, engine):
+    """A share from 0 to 1 (default DEFAULT_MAX_NOT_SENT); engine local only."""
+    if value is None:
+        return DEFAULT_MAX_NOT_SENT
+    if engine == "fortio":
+        raise InvalidOption("max_not_sent", "no max_not_sent with engine fortio (fortio does not "
+                            "report requests it did not send)", value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 1:
+        raise InvalidOption("max_not_sent", "a share from 0 to 1, such as 0.01 for 1 %", value)
+    return float(value)
+
+
 def spec_from_params(params, progress=None):
     """(LoadSpec, None) when every option is good, else (None, one message with all problems).
 
@@ -134,6 +221,11 @@ def spec_from_params(params, progress=None):
     warmup = problems.check(duration_seconds, "warmup", params["warmup"], allow_zero=True)
     timeout = problems.check(duration_seconds, "timeout", params["timeout"])
     interval = problems.check(duration_seconds, "progress_interval", params["progress_interval"])
+    engine = params.get("engine") or "local"
+    max_not_sent = problems.check(_check_max_not_sent, params.get("max_not_sent"), engine)
+    if engine == "local":
+        _check_local_load(problems, qps, connections, workers, duration, requests, warmup,
+                          params.get("duration"))
     if params.get("engine", "local") not in ENGINES:
         problems.add("engine", "local or fortio", params["engine"])
     if fortio is not None:
@@ -152,6 +244,7 @@ def spec_from_params(params, progress=None):
                     validate_certs=params.get("validate_certs", True),
                     progress_interval=interval, progress=progress, workers=workers)
     spec.fortio = fortio
+    spec.max_not_sent = max_not_sent
     return spec, None
 
 
