@@ -124,8 +124,8 @@ def test_each_bad_option_is_named(files, options, problem):
 def test_every_problem_is_in_one_message(files):
     message = auth_option_problems({"kubeconfig": 5, "host": "ftp://kube", "ca_cert": "/nope"})
     assert message.count("; ") == 2
-    assert [part.split(":")[0] for part in message[len(PREFIX):].split("; ")] == ["kubeconfig", "host",
-                                                                                 "ca_cert"]
+    options = [part.split(":")[0] for part in message[len(PREFIX):].split("; ")]
+    assert options == ["kubeconfig", "host", "ca_cert"]
 
 
 def test_the_kubeconfig_from_the_environment_is_checked_when_no_option_gives_one(files, monkeypatch):
@@ -152,15 +152,17 @@ MODULES = [
 ]
 
 
-@pytest.mark.parametrize(("module", "args"), MODULES, ids=[module.__name__.rsplit(".", 1)[1]
-                                                             for module, _args in MODULES])
+MODULE_NAMES = [module.__name__.rsplit(".", 1)[1] for module, _args in MODULES]
+
+
+@pytest.mark.parametrize(("module", "args"), MODULES, ids=MODULE_NAMES)
 @pytest.mark.parametrize(("options", "option"), [
     ({"kubeconfig": 5}, "kubeconfig"),
     ({"kubeconfig": "{not_yaml}"}, "kubeconfig"),
     ({"host": "ftp://alice:pw-s3cret@kube.example.com"}, "host"),
 ])
-def test_kubernetes_modules_fail_on_bad_auth_options_without_a_traceback(files, module, args, options,
-                                                                          option):
+def test_kubernetes_modules_fail_on_bad_auth_options_without_a_traceback(
+        files, module, args, options, option):
     options = {key: value.format(**files) if isinstance(value, str) else value
                for key, value in options.items()}
     result = call_module(module.main, {**args, **options})

@@ -32,6 +32,8 @@ def bucket(result, index):
     return histogram(result)["Data"][index]
 
 
+ERRORS_10001 = {"Count": 10001, "Data": [{"Start": 0.001, "End": 0.002, "Count": 10001}]}
+
 # (change to fortio_result(), JSON path of the field, what the message says is expected)
 IMPOSSIBLE = [
     pytest.param(lambda r: histogram(r).update(Min=-0.0004), "DurationHistogram.Min",
@@ -59,8 +61,7 @@ IMPOSSIBLE = [
                  "a count (an integer of at least 0)", id="negative-return-code-count"),
     pytest.param(lambda r: histogram(r).update(Count=9000), "DurationHistogram.Count",
                  "the sum of the bucket counts (10000)", id="count-not-the-sum-of-the-buckets"),
-    pytest.param(lambda r: r.update(ErrorsDurationHistogram={"Count": 10001, "Data": [
-        {"Start": 0.001, "End": 0.002, "Count": 10001}]}), "ErrorsDurationHistogram.Count",
+    pytest.param(lambda r: r.update(ErrorsDurationHistogram=ERRORS_10001), "ErrorsDurationHistogram.Count",
                  "at most DurationHistogram.Count (10000)", id="more-errors-than-calls"),
     pytest.param(lambda r: histogram(r)["Data"].reverse(), "DurationHistogram.Data[1]",
                  "buckets in increasing order", id="buckets-out-of-order"),
@@ -97,8 +98,8 @@ def test_validate_result_names_the_impossible_field(change, path, expected):
 
 
 @pytest.mark.parametrize(("change", "path", "expected"), IMPOSSIBLE)
-def test_slo_check_refuses_an_impossible_result_file_instead_of_judging_it(tmp_path, change, path,
-                                                                             expected):
+def test_slo_check_refuses_an_impossible_result_file_instead_of_judging_it(
+        tmp_path, change, path, expected):
     result_file = tmp_path / "mesh.json"
     result_file.write_text(json.dumps(impossible(change)))
     targets = {"p50_ms": 100, "p99_ms": 100, "success_rate": 0.5}
