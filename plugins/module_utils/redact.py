@@ -17,6 +17,8 @@ __metaclass__ = type
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ansible.module_utils.basic import AnsibleModule
+
 # What Ansible shows instead of a no_log value inside a string.
 MASK = "********"
 # Header and query parameter names whose values are credentials.
@@ -106,7 +108,9 @@ def header_secrets(headers):
     """Values of the headers named like credentials (Authorization, Cookie, X-Api-Key, ...), and
     the credential alone after an authorization scheme ("Bearer <token>" gives the token too)."""
     secrets = []
-    for name, value in (headers or {}).items():
+    if not isinstance(headers, dict):
+        return secrets
+    for name, value in headers.items():
         if not is_secret_header(name) or value is None or isinstance(value, (dict, list)):
             continue
         text = str(value)
@@ -155,3 +159,26 @@ def redact_fields(data, *paths):
         if isinstance(node, dict) and isinstance(node.get(key), str):
             node[key] = redact_url(node[key])
     return data
+
+
+class SecretHidingModule(AnsibleModule):
+    """An AnsibleModule that hides the credentials inside its URL and header options from its
+    first output on.
+
+    hide_secrets after the module is built is too late when Ansible's own option checks fail the
+    task (a type error, two exclusive options): that failure records the invocation, with the
+    URLs and headers as given, before the module's code runs. Here they are read as the
+    parameters are loaded, before any check.
+    """
+
+    def __init__(self, *args, url_options=(), header_options=(), **kwargs):
+        self._secret_options = (tuple(url_options), tuple(header_options))
+        super().__init__(*args, **kwargs)
+
+    def _load_params(self):
+        super()._load_params()
+        params = self.params if isinstance(self.params, dict) else {}
+        url_options, header_options = self._secret_options
+        hide_secrets(self, urls=[params.get(option) for option in url_options])
+        for option in header_options:
+            hide_secrets(self, headers=params.get(option))

@@ -565,8 +565,6 @@ objects:
 import datetime
 from collections import OrderedDict
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
@@ -589,7 +587,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options impo
     spec_from_params,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.redact import (
-    hide_secrets,
+    SecretHidingModule,
     redact_fields,
     redact_url,
 )
@@ -702,9 +700,9 @@ def finish(module, params, log, output, failure=None):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = SecretHidingModule(argument_spec=argument_spec(), supports_check_mode=True,
+                                url_options=["url"], header_options=["headers"])
     params = module.params
-    hide_secrets(module, urls=[params["url"]], headers=params["headers"])
     log = ProgressLog(module, params["progress_file"], params["url"])
     spec, problem = spec_from_params(params, progress=log.report)
     if problem:

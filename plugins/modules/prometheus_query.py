@@ -203,15 +203,13 @@ step:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
     PrometheusClient,
     PrometheusError,
     plan_queries,
     run_queries,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import SecretHidingModule
 
 
 def argument_spec():
@@ -236,15 +234,14 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
+    module = SecretHidingModule(
+        argument_spec=argument_spec(), url_options=["url"], header_options=["headers"],
         mutually_exclusive=[("query", "queries"), ("bearer_token", "username")],
         required_one_of=[("query", "queries")],
         required_together=[("username", "password")],
         supports_check_mode=True,
     )
     params = module.params
-    hide_secrets(module, urls=[params["url"]], headers=params["headers"])
     problem, plan = plan_queries(params, time.time())
     if problem:
         module.fail_json(msg=problem)

@@ -117,6 +117,14 @@ PLAYBOOK = """
         timeout: 1s
       ignore_errors: true
 
+    - name: Fail Ansible's own option checks, before the module's code runs
+      meshtune.mesh.load_test:
+        url: "{{ good_url }}"
+        requests: many
+        headers:
+          Authorization: "Bearer {{ bearer }}"
+      ignore_errors: true
+
     - name: Show what was registered
       ansible.builtin.debug:
         var: loaded

@@ -600,6 +600,15 @@ VERBOSE_PLAYBOOK = """
         password: option-s3cret-3
       ignore_errors: true
 
+    - name: Fail Ansible's own option checks, before the module's code runs
+      meshtune.mesh.prometheus_query:
+        url: "{{ bad_url }}"
+        query: up
+        timeout: soon
+        headers:
+          Authorization: Bearer tok-s3cret-7
+      ignore_errors: true
+
     - name: Show what was registered
       ansible.builtin.debug:
         var: answered

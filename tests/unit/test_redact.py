@@ -60,3 +60,9 @@ def test_hide_secrets_adds_them_to_the_module_no_log_values():
     module = Module()
     hide_secrets(module, urls=["http://a:pw@h", None], headers={"Authorization": "Basic eHl6"})
     assert module.no_log_values == {"pw", "Basic eHl6", "eHl6"}
+
+
+def test_headers_of_the_wrong_shape_hold_no_secrets_to_hide():
+    assert header_secrets("Authorization: x") == []
+    assert header_secrets(None) == []
+    assert header_secrets({"Authorization": ["a"], "X-Token": None}) == []
