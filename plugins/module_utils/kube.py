@@ -59,6 +59,13 @@ def auth_option_problems(params):
     before any client is built. Values are quoted with any credentials masked.
     """
     problems = Problems()
+    add_auth_option_problems(problems, params)
+    return problems.message()
+
+
+def add_auth_option_problems(problems, params):
+    """auth_option_problems for a module that collects its other option problems too
+    (validate.Problems), so that all of them are reported in one message."""
     kubeconfig = params.get("kubeconfig")
     if isinstance(kubeconfig, dict):
         problems.check(_check_kubeconfig_content, "kubeconfig", kubeconfig)
@@ -85,7 +92,6 @@ def auth_option_problems(params):
         path = params.get(option)
         if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
             problems.add(option, "the path of a readable file", path)
-    return problems.message()
 
 
 def _credentials_given(params):

@@ -7,7 +7,11 @@ import json
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_option_problems
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    add_auth_option_problems,
+    auth_option_problems,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems
 from ansible_collections.meshtune.mesh.plugins.modules import (
     cluster_check,
     destination_rule,
@@ -126,6 +130,14 @@ def test_every_problem_is_in_one_message(files):
     assert message.count("; ") == 2
     options = [part.split(":")[0] for part in message[len(PREFIX):].split("; ")]
     assert options == ["kubeconfig", "host", "ca_cert"]
+
+
+def test_auth_problems_join_a_module_s_other_problems(files):
+    problems = Problems()
+    problems.add("qps", "a number", "fast")
+    add_auth_option_problems(problems, {"kubeconfig": 5})
+    assert problems.message() == (f"{PREFIX}qps: expected a number, got 'fast'; kubeconfig: expected the "
+                                  "path of a kubeconfig file or a kubeconfig mapping, got a number")
 
 
 def test_the_kubeconfig_from_the_environment_is_checked_when_no_option_gives_one(files, monkeypatch):
