@@ -185,9 +185,10 @@ def _check_server_url(option, value, schemes=_SERVER_SCHEMES, form=_SERVER_FORM)
         parts, port_ok = None, False
     if parts is None or not port_ok or parts.scheme.lower() not in schemes or not parts.hostname:
         raise InvalidOption(option, form, redact_url(value) if isinstance(value, str) else _Kind(value))
-    if option == "host" and "@" in parts.netloc:
-        raise InvalidOption(option, "a URL without user:password@ (use the username and password or "
-                                    "api_key options)", redact_url(value))
+    if schemes is _SERVER_SCHEMES and "@" in parts.netloc:  # API servers: messages name them
+        raise InvalidOption(option, "a URL without user:password@ (credentials belong in the username "
+                                    "and password or api_key options, or a kubeconfig user)",
+                            redact_url(value))
 
 
 def validated_module(argument_spec, validate, missing_libraries=(), **module_options):

@@ -49,6 +49,7 @@ def files(tmp_path, monkeypatch):
         "cluster_number": "clusters: [{name: a, cluster: 5}]\n",
         "ftp_server": "clusters: [{name: a, cluster: {server: 'ftp://u:pw-s3cret@kube'}}]\n",
         "current_list": "current-context: [a]\n",
+        "user_in_server": "clusters: [{name: a, cluster: {server: 'https://u:pw-s3cret@kube'}}]\n",
         "binary": b"\xff\xfe\x00\x01",
         "deep": "[" * 20000 + "]" * 20000,
     }
@@ -105,9 +106,12 @@ def test_good_options_pass(files):
                                              "https://kube.example.com:6443, got 'ftp://alice:********@kube'"),
     ({"host": "kube.example.com:6443"}, "host: expected an http(s) URL such as "
                                         "https://kube.example.com:6443, got 'kube.example.com:6443'"),
-    ({"host": "https://alice:pw-s3cret@kube"}, "host: expected a URL without user:password@ (use the "
-                                               "username and password or api_key options), got "
+    ({"host": "https://alice:pw-s3cret@kube"}, "host: expected a URL without user:password@ "
+                                               "(credentials belong in the username and password or "
+                                               "api_key options, or a kubeconfig user), got "
                                                "'https://alice:********@kube'"),
+    ({"kubeconfig": "{user_in_server}"}, "kubeconfig ({user_in_server}).clusters[0].cluster.server: "
+                                         "expected a URL without user:password@"),
     ({"host": "http://[::1"}, "host: expected an http(s) URL"),
     ({"host": "https://kube:99999"}, "host: expected an http(s) URL"),
     ({"proxy": "proxy:3128"}, "proxy: expected an http(s) or socks URL such as "
