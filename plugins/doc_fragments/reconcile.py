@@ -38,3 +38,26 @@ attributes:
     support: full
     description: Returns the before and after of every object that changes.
 """
+
+    # The modules whose objects meshtune owns whole (destination_rule, sidecar_scope, hpa_policy).
+    OWNED = r"""
+options:
+  force:
+    description:
+      - Take over objects of the same name that meshtune does not manage (without the label
+        C(app.kubernetes.io/managed-by=meshtune)). With O(state=present) their managed fields
+        are replaced and the label added; with O(state=absent) they are deleted.
+      - Without it such objects are left as they are, reported with action V(skipped) and a
+        reason, and named in a warning.
+    type: bool
+    default: false
+notes:
+  - >-
+    Objects meshtune creates carry the label C(app.kubernetes.io/managed-by=meshtune). meshtune
+    owns their whole C(spec) (for a HorizontalPodAutoscaler too): a field changed, added or
+    removed by hand is drift, put back on the next run and reported as V(updated) with the reason
+    C(drift) and the fields, for example C(drift: spec.trafficPolicy.tls). Defaults the API server
+    fills in are not drift. Labels and annotations others add are kept.
+  - An object of the same name without that label belongs to someone else. It is not changed
+    and not deleted unless O(force=true).
+"""

@@ -5,23 +5,38 @@
 A module lists the live objects once per namespace, builds one `Change` per object it manages,
 and hands the list to `run`, which performs the writes (none in check mode), in parallel up to a
 bound, and reports per object what was done, a summary, and diffs in diff mode.
+
+Objects meshtune owns (`plan_owned`) carry the label app.kubernetes.io/managed-by=meshtune. Their
+managed fields (`spec`) are converged whole: a field changed, added or removed by hand is drift,
+put back and reported as `updated` with the reason "drift: <fields>". An object of the same name
+without the label belongs to someone else: it is neither changed nor deleted (`skipped`) unless
+the module is told to take it over (`force`).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import copy
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, unreachable_message
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KubeError,
+    unreachable_message,
+)
 
 ACTIONS = ("created", "updated", "unchanged", "deleted", "skipped", "failed")
 WRITING_ACTIONS = ("created", "updated", "deleted")
 APPLIED_HASH = "meshtune.io/applied-hash"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "meshtune"}
+# The digest of the managed fields as the server stored them, kept only when that differs from
+# what was sent (defaults it filled in, values it normalised): drift is measured against it.
+STORED_HASH = "meshtune.io/stored-hash"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = {MANAGED_BY_LABEL: "meshtune"}
+DRIFT_PATHS_SHOWN = 10
 
 
 class Change:
@@ -39,6 +54,7 @@ class Change:
         self.reason = reason
         self.write = write  # callable(): performs the write; None when nothing is written
         self.error = None
+        self.foreign = False  # the live object is not meshtune's (no managed-by label)
 
     @property
     def label(self):
@@ -78,21 +94,67 @@ def is_subset(wanted, actual):
     return wanted == actual
 
 
+def _view(obj, fields):
+    """The managed fields of an object (those it has)."""
+    return {field: obj[field] for field in fields if field in obj}
+
+
 def _managed_view(obj, fields):
     """The parts of an object meshtune owns: labels, annotations and the given top-level fields."""
     meta = obj.get("metadata") or {}
     view = {"metadata": {k: meta[k] for k in ("labels", "annotations") if meta.get(k)}}
-    view.update({field: obj[field] for field in fields if field in obj})
+    view.update(_view(obj, fields))
     return view
 
 
-def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
+def is_managed(obj):
+    """Whether an object carries meshtune's label, i.e. meshtune created it or was told to own it."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY[MANAGED_BY_LABEL]
+
+
+def differing_paths(wanted, actual, path=""):
+    """Dotted paths (`spec.trafficPolicy.tls`, `spec.subsets[1]`) where `actual` differs from
+    `wanted`: changed, added or removed fields, for a person to read."""
+    if isinstance(wanted, dict) and isinstance(actual, dict):
+        paths = []
+        for key in sorted(set(wanted) | set(actual), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key in wanted and key in actual:
+                paths.extend(differing_paths(wanted[key], actual[key], where))
+            else:
+                paths.append(where)
+        return paths
+    if isinstance(wanted, list) and isinstance(actual, list) and len(wanted) == len(actual):
+        return [p for index, (w, a) in enumerate(zip(wanted, actual))
+                for p in differing_paths(w, a, f"{path}[{index}]")]
+    return [] if wanted == actual else [path]
+
+
+def _drift_reason(stamped, live, fields, fields_as_written):
+    paths = [] if fields_as_written else differing_paths(_view(stamped, fields), _view(live, fields))
+    live_labels = (live.get("metadata") or {}).get("labels") or {}
+    paths += [f"metadata.labels.{key}" for key, value in stamped["metadata"]["labels"].items()
+              if live_labels.get(key) != value]
+    shown = ", ".join(paths[:DRIFT_PATHS_SHOWN])
+    more = f" (and {len(paths) - DRIFT_PATHS_SHOWN} more)" if len(paths) > DRIFT_PATHS_SHOWN else ""
+    return f"drift: {shown}{more}" if paths else "drift"
+
+
+def _not_managed(action):
+    return (f"exists and is not managed by meshtune (no label {MANAGED_BY_LABEL}=meshtune): not "
+            f"{action}; force=true takes it over")
+
+
+def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",), force=False):
     """Changes that make objects meshtune owns (DestinationRule, Sidecar, HPA...) match `desired`.
 
     `desired` holds complete objects; `live_by_key` maps (namespace, name) to live objects, read in
-    batches by the caller. An object is unchanged when every desired field is live and the
-    digest of what was last applied matches, so server defaults never cause endless updates and
-    fields dropped from the request are noticed.
+    batches by the caller. An object is unchanged when the digest of what was last applied matches
+    and its managed fields are as meshtune wrote them: equal to the request, or to what the server
+    stored for it (STORED_HASH), so server defaults never cause endless updates. Anything else in
+    those fields is drift, put back and reported. A live object without meshtune's label is left
+    alone (skipped) unless `force`, then taken over (replaced, or deleted with state absent).
     """
     changes = []
     for obj in desired:
@@ -100,6 +162,14 @@ def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
         namespace, name = meta.get("namespace"), meta["name"]
         live = live_by_key.get((namespace, name))
         kind, api_version = obj["kind"], obj["apiVersion"]
+        foreign = live is not None and not is_managed(live)
+        if foreign and not force:
+            changes.append(Change(kind, namespace, name, "skipped", api_version,
+                                  reason=_not_managed("deleted" if state == "absent" else "changed")))
+            changes[-1].foreign = True
+            continue
+        taken_over = "taken over with force=true: it had no label " \
+                     f"{MANAGED_BY_LABEL}=meshtune" if foreign else None
         if state == "absent":
             if live is None:
                 changes.append(Change(kind, namespace, name, "unchanged", api_version,
@@ -107,7 +177,9 @@ def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
             else:
                 changes.append(Change(kind, namespace, name, "deleted", api_version,
                                       before=_managed_view(live, fields), after={},
+                                      reason=taken_over,
                                       write=_deleter(client, resource, namespace, name)))
+                changes[-1].foreign = foreign
             continue
         stamped = _stamp(obj, fields)
         if live is None:
@@ -115,16 +187,23 @@ def plan_owned(client, resource, desired, live_by_key, state, fields=("spec",)):
                                   after=_managed_view(stamped, fields),
                                   write=_creator(client, resource, namespace, stamped, fields)))
             continue
-        applied = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH)
-        wanted = {field: stamped[field] for field in fields if field in stamped}
-        if applied == stamped["metadata"]["annotations"][APPLIED_HASH] and \
-                is_subset(wanted, live) and is_subset(_labels_only(stamped), live):
+        annotations = (live.get("metadata") or {}).get("annotations") or {}
+        same_request = annotations.get(APPLIED_HASH) == stamped["metadata"]["annotations"][APPLIED_HASH]
+        live_fields = _view(live, fields)
+        as_written = live_fields == _view(stamped, fields) or \
+            annotations.get(STORED_HASH) == spec_hash(live_fields)
+        labelled = is_subset(_labels_only(stamped), live)
+        if same_request and as_written and labelled and not foreign:
             changes.append(Change(kind, namespace, name, "unchanged", api_version))
             continue
+        reason = taken_over or \
+            (_drift_reason(stamped, live, fields, as_written) if same_request else None)
         after = _merged(live, stamped, fields)
         changes.append(Change(kind, namespace, name, "updated", api_version,
                               before=_managed_view(live, fields), after=_managed_view(after, fields),
+                              reason=reason,
                               write=_updater(client, resource, namespace, name, stamped, fields, live)))
+        changes[-1].foreign = foreign
     return changes
 
 
@@ -135,7 +214,7 @@ def _labels_only(obj):
 def _stamp(obj, fields):
     stamped = copy.deepcopy(obj)
     meta = stamped["metadata"]
-    meta["labels"] = {**MANAGED_BY, **(meta.get("labels") or {})}
+    meta["labels"] = {**(meta.get("labels") or {}), **MANAGED_BY}
     annotations = meta.setdefault("annotations", {})
     annotations[APPLIED_HASH] = spec_hash({f: stamped.get(f) for f in fields})
     return stamped
@@ -152,12 +231,33 @@ def _merged(live, stamped, fields):
     meta = merged.setdefault("metadata", {})
     for key in ("labels", "annotations"):
         meta[key] = {**(meta.get(key) or {}), **(stamped["metadata"].get(key) or {})}
+    meta["annotations"].pop(STORED_HASH, None)  # describes the fields being replaced
     return merged
 
 
+def _remember_stored(client, resource, namespace, stored, stamped, fields):
+    """When the server stored the managed fields otherwise than they were sent (defaults it
+    filled in, values it normalised), note the digest of what it stored, so that the next run
+    tells that from a change by hand. Best effort: without it the next run rewrites the object."""
+    if not isinstance(stored, dict):
+        return
+    view = _view(stored, fields)
+    meta = stored.get("metadata") or {}
+    digest = spec_hash(view)
+    if view == _view(stamped, fields) or (meta.get("annotations") or {}).get(STORED_HASH) == digest:
+        return
+    patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
+                          "annotations": {STORED_HASH: digest}}}
+    with contextlib.suppress(KubeError):
+        client.merge_patch(resource, namespace, meta.get("name"), patch)
+
+
 def _creator(client, resource, namespace, body, fields):
-    return lambda: client.create_or_update(resource, namespace, body,
-                                           lambda current: _merged(current, body, fields))
+    def write():
+        stored = client.create_or_update(resource, namespace, body,
+                                         lambda current: _merged(current, body, fields))
+        _remember_stored(client, resource, namespace, stored, body, fields)
+    return write
 
 
 def _deleter(client, resource, namespace, name):
@@ -165,8 +265,11 @@ def _deleter(client, resource, namespace, name):
 
 
 def _updater(client, resource, namespace, name, stamped, fields, live):
-    return lambda: client.update(resource, namespace, name,
-                                 lambda current: _merged(current, stamped, fields), live=live)
+    def write():
+        stored = client.update(resource, namespace, name,
+                               lambda current: _merged(current, stamped, fields), live=live)
+        _remember_stored(client, resource, namespace, stored, stamped, fields)
+    return write
 
 
 def run(changes, check_mode=False, parallelism=8):
@@ -199,6 +302,11 @@ def report(changes, diff_mode=False, **extra):
     if diff_mode:
         result["diff"] = [c.diff() for c in changes if c.action in WRITING_ACTIONS]
     return result
+
+
+def _labels(changes, limit):
+    labels = [c.label for c in changes]
+    return ", ".join(labels[:limit]) + (" ..." if len(labels) > limit else "") if labels else "none"
 
 
 def failure_message(changes):
@@ -255,8 +363,13 @@ def missing_namespaces(client, namespaces):
     return sorted(set(namespaces) - existing)
 
 
-def converge_owned(module, client, desired, state, parallelism, fields=("spec",), extra=None):
-    """Read, plan, write and report for objects meshtune owns; ends the module either way."""
+def converge_owned(module, client, desired, state, parallelism, fields=("spec",), extra=None,
+                   force=False):
+    """Read, plan, write and report for objects meshtune owns; ends the module either way.
+
+    Objects of the same name that meshtune does not manage are skipped, or with `force` taken
+    over; either way a warning names them.
+    """
     extra = extra or {}
     if not desired:
         module.exit_json(**report([], module._diff, **extra))
@@ -274,5 +387,13 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
         if error.unreachable:
             module.fail_json(msg=f"{unreachable_message(module.params, error)} Nothing was changed.")
         module.fail_json(msg=f"Could not read {kind} objects (nothing was changed): {error}")
-    changes = plan_owned(client, resource, desired, live, state, fields)
+    changes = plan_owned(client, resource, desired, live, state, fields, force)
+    foreign = [c for c in changes if c.foreign]
+    if foreign and force:
+        module.warn(f"Taking over {len(foreign)} object(s) not managed by meshtune (force=true): "
+                    f"{_labels(foreign, 20)}")
+    elif foreign:
+        module.warn(f"Left alone {len(foreign)} object(s) of the same name that meshtune does not "
+                    f"manage (no label {MANAGED_BY_LABEL}=meshtune; force=true takes them over): "
+                    f"{_labels(foreign, 20)}")
     module.exit_json(**apply_changes(module, client, changes, parallelism, **extra))

@@ -271,6 +271,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshtune.mesh.auth
   - meshtune.mesh.reconcile
+  - meshtune.mesh.reconcile.owned
 """
 
 EXAMPLES = r"""
@@ -348,17 +349,34 @@ EXAMPLES = r"""
     rules:
       - name: reviews
       - name: ratings
+
+- name: Take over a rule that was created by hand (its spec is replaced by this one)
+  meshtune.mesh.destination_rule:
+    namespace: shop
+    name: legacy
+    destination_host: legacy
+    outlier_detection:
+      consecutive_5xx_errors: 5
+    force: true
 """
 
 RETURN = r"""
 results:
-  description: One entry per DestinationRule.
+  description:
+    - One entry per DestinationRule, with its C(action) (V(created), V(updated),
+      V(unchanged), V(deleted), V(skipped) or V(failed)) and, where it says more, a C(reason).
+    - >-
+      C(reason) is C(drift: <fields>) for an object put back after a change by hand,
+      C(taken over with force=true ...) for one meshtune did not manage before, and C(exists and is
+      not managed by meshtune ...) for one left alone (V(skipped)).
   returned: always
   type: list
   elements: dict
   sample:
     - {kind: DestinationRule, namespace: shop, name: reviews,
        api_version: networking.istio.io/v1, action: created}
+    - {kind: DestinationRule, namespace: shop, name: reviews, api_version: networking.istio.io/v1,
+       action: updated, reason: "drift: spec.trafficPolicy.tls"}
 summary:
   description: How many objects were created, updated, unchanged, deleted, skipped or failed.
   returned: always
@@ -475,6 +493,7 @@ def argument_spec():
         destination_host={"type": "str"},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         parallelism={"type": "int", "default": 8},
+        force={"type": "bool", "default": False},
     )
     spec.update(rule_spec(name_required=False))
     return spec
@@ -516,7 +535,7 @@ def main():
     version = served_networking_version(module, client, "DestinationRule")
     desired = [destination_rule_object(version, params["namespace"], rule) for _path, rule, _host in rules]
     converge_owned(module, client, desired, params["state"], params["parallelism"],
-                   extra={"api_version": f"{NETWORKING_GROUP}/{version}"})
+                   extra={"api_version": f"{NETWORKING_GROUP}/{version}"}, force=params["force"])
 
 
 if __name__ == "__main__":

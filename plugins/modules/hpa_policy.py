@@ -142,6 +142,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshtune.mesh.auth
   - meshtune.mesh.reconcile
+  - meshtune.mesh.reconcile.owned
 """
 
 EXAMPLES = r"""
@@ -199,13 +200,21 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per HorizontalPodAutoscaler.
+  description:
+    - One entry per HorizontalPodAutoscaler, with its C(action) (V(created), V(updated),
+      V(unchanged), V(deleted), V(skipped) or V(failed)) and, where it says more, a C(reason).
+    - >-
+      C(reason) is C(drift: <fields>) for an object put back after a change by hand,
+      C(taken over with force=true ...) for one meshtune did not manage before, and C(exists and is
+      not managed by meshtune ...) for one left alone (V(skipped)).
   returned: always
   type: list
   elements: dict
   sample:
     - {kind: HorizontalPodAutoscaler, namespace: shop, name: web, api_version: autoscaling/v2,
        action: created}
+    - {kind: HorizontalPodAutoscaler, namespace: shop, name: web, api_version: autoscaling/v2,
+       action: updated, reason: "drift: spec.behavior"}
 summary:
   description: How many objects were created, updated, unchanged, deleted, skipped or failed.
   returned: always
@@ -289,6 +298,7 @@ def argument_spec():
         policies={"type": "list", "elements": "dict", "required": True, "options": policy_spec()},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         parallelism={"type": "int", "default": 8},
+        force={"type": "bool", "default": False},
     )
     return spec
 
@@ -310,7 +320,7 @@ def main():
     version = served_hpa_version(module, client, params["policies"])
     desired = hpa_objects(version, params["namespace"], params["policies"], params["state"])
     converge_owned(module, client, desired, params["state"], params["parallelism"],
-                   extra={"api_version": f"{AUTOSCALING_GROUP}/{version}"})
+                   extra={"api_version": f"{AUTOSCALING_GROUP}/{version}"}, force=params["force"])
 
 
 if __name__ == "__main__":

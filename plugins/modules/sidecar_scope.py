@@ -57,6 +57,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshtune.mesh.auth
   - meshtune.mesh.reconcile
+  - meshtune.mesh.reconcile.owned
 """
 
 EXAMPLES = r"""
@@ -78,13 +79,21 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per Sidecar.
+  description:
+    - One entry per Sidecar, with its C(action) (V(created), V(updated),
+      V(unchanged), V(deleted), V(skipped) or V(failed)) and, where it says more, a C(reason).
+    - >-
+      C(reason) is C(drift: <fields>) for an object put back after a change by hand,
+      C(taken over with force=true ...) for one meshtune did not manage before, and C(exists and is
+      not managed by meshtune ...) for one left alone (V(skipped)).
   returned: always
   type: list
   elements: dict
   sample:
     - {kind: Sidecar, namespace: shop, name: default, api_version: networking.istio.io/v1,
        action: created}
+    - {kind: Sidecar, namespace: shop, name: default, api_version: networking.istio.io/v1,
+       action: updated, reason: "drift: spec.outboundTrafficPolicy"}
 summary:
   description: How many objects were created, updated, unchanged, deleted, skipped or failed.
   returned: always
@@ -142,6 +151,7 @@ def argument_spec():
         workload_selector={"type": "dict"},
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         parallelism={"type": "int", "default": 8},
+        force={"type": "bool", "default": False},
     )
     return spec
 
@@ -177,7 +187,7 @@ def main():
                               params["egress_hosts"], params["outbound_traffic_policy"],
                               params["workload_selector"])
     converge_owned(module, client, desired, params["state"], params["parallelism"],
-                   extra={"api_version": f"{NETWORKING_GROUP}/{version}"})
+                   extra={"api_version": f"{NETWORKING_GROUP}/{version}"}, force=params["force"])
 
 
 if __name__ == "__main__":

@@ -282,3 +282,84 @@ def test_a_server_gone_mid_run_is_named_not_taken_for_a_cluster_without_istio(ku
     assert outcome["failed"] is True
     assert outcome["msg"].startswith(unreachable_message(server)), outcome["msg"]
     assert "is Istio installed" not in outcome["msg"]
+
+
+DRIFTED = {"name": "drifted", "host": "drifted",
+           "connection_pool": {"http": {"http2_max_requests": 200}},
+           "outlier_detection": {"consecutive_5xx_errors": 3, "interval": "10s"}}
+DRIFTED_SPEC = {"host": "drifted",
+                "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 200}},
+                                  "outlierDetection": {"consecutive5xxErrors": 3, "interval": "10s"}}}
+
+
+def test_a_change_by_hand_is_drift_reported_and_put_back(cluster, tmp_path):
+    args = {"kubeconfig": str(cluster.kubeconfig), "namespace": "catalog", "rules": [DRIFTED]}
+    assert run_module(tmp_path, MODULE, args)["summary"]["created"] == 1
+    cluster.kubectl("patch", RESOURCE, "drifted", "-n", "catalog", "--type", "merge", "-p", json.dumps(
+        {"spec": {"trafficPolicy": {"tls": {"mode": "DISABLE"},
+                                    "outlierDetection": {"consecutive5xxErrors": 50}}}}))
+
+    cluster.reset_stats()
+    planned = run_module(tmp_path, MODULE, args, "--check", "--diff")
+    [entry] = planned["results"]
+    assert (entry["action"], entry["reason"]) == (
+        "updated", "drift: spec.trafficPolicy.outlierDetection.consecutive5xxErrors, spec.trafficPolicy.tls")
+    assert planned["diff"][0]["before"]["spec"]["trafficPolicy"]["tls"] == {"mode": "DISABLE"}
+    assert planned["diff"][0]["after"]["spec"] == DRIFTED_SPEC
+    assert writes(cluster.stats()) == 0
+
+    applied = run_module(tmp_path, MODULE, args)
+    assert applied["changed"] is True
+    assert applied["results"][0]["reason"] == entry["reason"]
+    assert read_rule(cluster, "drifted", "catalog")["spec"] == DRIFTED_SPEC
+    cluster.reset_stats()
+    again = run_module(tmp_path, MODULE, args)
+    assert again["changed"] is False
+    assert writes(cluster.stats()) == 0
+
+
+HAND_MADE = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+             "metadata": {"name": "handmade", "namespace": "catalog", "labels": {"team": "search"}},
+             "spec": {"host": "handmade", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+                      "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}}
+
+
+def test_a_rule_meshtune_does_not_manage_is_left_alone_unless_forced(cluster, tmp_path):
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(HAND_MADE))
+    before = read_rule(cluster, "handmade", "catalog")
+    present = {"kubeconfig": str(cluster.kubeconfig), "namespace": "catalog", "name": "handmade",
+               "destination_host": "handmade", "outlier_detection": {"consecutive_5xx_errors": 5}}
+    absent = {"kubeconfig": str(cluster.kubeconfig), "namespace": "catalog", "name": "handmade",
+              "state": "absent"}
+
+    cluster.reset_stats()
+    for args, verb in ((present, "changed"), (absent, "deleted")):
+        outcome = run_module(tmp_path, MODULE, args)
+        assert outcome.get("failed") is not True, outcome
+        assert outcome["changed"] is False
+        [entry] = outcome["results"]
+        assert entry["action"] == "skipped"
+        assert entry["reason"] == ("exists and is not managed by meshtune (no label "
+                                   f"app.kubernetes.io/managed-by=meshtune): not {verb}; "
+                                   "force=true takes it over")
+        assert any("DestinationRule catalog/handmade" in w for w in outcome["warnings"]), outcome
+    assert writes(cluster.stats()) == 0
+    assert read_rule(cluster, "handmade", "catalog")["metadata"]["resourceVersion"] == \
+        before["metadata"]["resourceVersion"]
+
+    taken = run_module(tmp_path, MODULE, {**present, "force": True})
+    [entry] = taken["results"]
+    assert entry["action"] == "updated"
+    assert entry["reason"].startswith("taken over with force=true")
+    assert any("Taking over 1 object(s)" in w for w in taken["warnings"])
+    live = read_rule(cluster, "handmade", "catalog")
+    assert live["spec"] == {"host": "handmade",
+                            "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 5}}}
+    assert live["metadata"]["labels"] == {"team": "search", "app.kubernetes.io/managed-by": "meshtune"}
+    assert run_module(tmp_path, MODULE, present)["changed"] is False, "meshtune's own from now on"
+
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({**HAND_MADE, "metadata": {
+        **HAND_MADE["metadata"], "name": "handmade-2"}}))
+    removed = run_module(tmp_path, MODULE, {**absent, "name": "handmade-2", "force": True})
+    assert removed["results"][0]["action"] == "deleted"
+    assert "handmade-2" not in rule_names(cluster, "catalog")

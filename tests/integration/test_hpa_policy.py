@@ -270,3 +270,35 @@ def test_a_server_gone_mid_run_is_named_not_taken_for_an_old_kubernetes(kubeapi_
         f"Cannot reach the Kubernetes API server {server.url}: Connection refused. Point meshtune at"), \
         outcome["msg"]
     assert "autoscaling/v2" not in outcome["msg"]
+
+
+def test_an_hpa_changed_by_hand_is_put_back_and_one_made_by_hand_left_alone(cluster, tmp_path):
+    policy = {"name": "drifty", "target": {"name": "drifty"}, "max_replicas": 5, "cpu_utilization": 60}
+    args = module_args(cluster, [policy])
+    assert run_module(tmp_path, MODULE, args)["summary"]["created"] == 1
+    cluster.kubectl("patch", "hpa.v2.autoscaling", "drifty", "-n", NAMESPACE, "--type", "merge", "-p",
+                    json.dumps({"spec": {"maxReplicas": 50, "behavior": {"scaleDown": {
+                        "stabilizationWindowSeconds": 0}}}}))
+    fixed = run_module(tmp_path, MODULE, args)
+    [entry] = fixed["results"]
+    assert (entry["action"], entry["reason"]) == ("updated", "drift: spec.behavior, spec.maxReplicas")
+    live = hpa(cluster, "drifty")["spec"]
+    assert live["maxReplicas"] == 5 and "behavior" not in live
+    assert run_module(tmp_path, MODULE, args)["changed"] is False
+
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "theirs", "namespace": NAMESPACE},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "theirs"},
+                 "minReplicas": 2, "maxReplicas": 9}}))
+    theirs = {"target": {"name": "theirs"}, "max_replicas": 4, "cpu_utilization": 50}
+    cluster.reset_stats()
+    for state in ("present", "absent"):
+        left = run_module(tmp_path, MODULE, module_args(cluster, [theirs], state=state))
+        assert left["results"][0]["action"] == "skipped", left
+        assert "not managed by meshtune" in left["results"][0]["reason"]
+    assert writes(cluster.stats()) == 0
+    assert hpa(cluster, "theirs")["spec"]["maxReplicas"] == 9
+    taken = run_module(tmp_path, MODULE, module_args(cluster, [theirs], force=True))
+    assert taken["results"][0]["action"] == "updated"
+    assert hpa(cluster, "theirs")["spec"]["maxReplicas"] == 4

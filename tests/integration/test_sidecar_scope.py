@@ -133,3 +133,32 @@ def test_a_server_gone_mid_run_is_named_not_taken_for_a_cluster_without_istio(ku
         f"Cannot reach the Kubernetes API server {server.url}: Connection refused. Point meshtune at"), \
         outcome["msg"]
     assert "is Istio installed" not in outcome["msg"]
+
+
+def test_a_sidecar_changed_by_hand_is_put_back_and_one_made_by_hand_left_alone(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "drift")
+    args = {"kubeconfig": str(cluster.kubeconfig), "namespaces": ["drift"],
+            "outbound_traffic_policy": "REGISTRY_ONLY"}
+    assert run_module(tmp_path, MODULE, args)["summary"]["created"] == 1
+    cluster.kubectl("patch", "sidecars.networking.istio.io", "default", "-n", "drift", "--type", "merge",
+                    "-p", json.dumps({"spec": {"outboundTrafficPolicy": {"mode": "ALLOW_ANY"},
+                                               "workloadSelector": {"labels": {"app": "x"}}}}))
+    fixed = run_module(tmp_path, MODULE, args)
+    [entry] = fixed["results"]
+    assert (entry["action"], entry["reason"]) == (
+        "updated", "drift: spec.outboundTrafficPolicy.mode, spec.workloadSelector")
+    assert sidecar(cluster, "drift")["spec"] == {"egress": [{"hosts": ["./*", "istio-system/*"]}],
+                                                 "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}
+
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+        "metadata": {"name": "team", "namespace": "drift"},
+        "spec": {"egress": [{"hosts": ["./*"]}]}}))
+    cluster.reset_stats()
+    for state in ("present", "absent"):
+        left = run_module(tmp_path, MODULE, {**args, "name": "team", "state": state})
+        assert left["results"][0]["action"] == "skipped", left
+        assert "not managed by meshtune" in left["results"][0]["reason"]
+    assert writes(cluster.stats()) == 0
+    forced = run_module(tmp_path, MODULE, {**args, "name": "team", "state": "absent", "force": True})
+    assert forced["results"][0]["action"] == "deleted"

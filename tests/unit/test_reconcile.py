@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import kube, reconcile
@@ -12,18 +14,31 @@ class FakeResource:
 
 
 class FakeClient:
-    def __init__(self, fail_on=()):
+    def __init__(self, fail_on=(), unreachable=False, defaults=None):
         self.writes = []
         self.fail_on = set(fail_on)
+        self.unreachable_on_failure = unreachable
+        self.defaults = defaults or {}  # spec fields the "server" adds to what it stores
         self.retries = 0
+        self.unreachable = None
 
     def _write(self, verb, name):
         if name in self.fail_on:
+            if self.unreachable_on_failure:
+                self.unreachable = kube.KubeError("Connection refused", unreachable=True)
+                raise self.unreachable
             raise kube.KubeError(f"{name} refused", 500)
         self.writes.append((verb, name))
 
+    def _stored(self, body):
+        stored = copy.deepcopy(body)
+        stored["spec"] = {**stored["spec"], **self.defaults}
+        stored["metadata"]["resourceVersion"] = "7"
+        return stored
+
     def create_or_update(self, resource, namespace, body, change):
         self._write("create", body["metadata"]["name"])
+        return self._stored(body)
 
     def delete(self, resource, namespace, name):
         self._write("delete", name)
@@ -31,6 +46,11 @@ class FakeClient:
     def update(self, resource, namespace, name, change, live=None):
         self.last_update = change(live)
         self._write("update", name)
+        return self._stored(self.last_update)
+
+    def merge_patch(self, resource, namespace, name, patch):
+        self.writes.append(("patch", name))
+        self.last_patch = patch
 
 
 def rule(name, spec):
@@ -39,11 +59,21 @@ def rule(name, spec):
 
 
 def applied(obj):
-    """What the cluster holds after meshtune applied `obj` (plus a server-side default)."""
+    """What the cluster holds after meshtune applied `obj`: a server-side default in the spec,
+    the digest meshtune recorded of that stored spec, and a label someone else added."""
     stamped = reconcile._stamp(obj, ("spec",))
     stamped["spec"] = {**stamped["spec"], "serverDefault": True}
+    stamped["metadata"]["annotations"][reconcile.STORED_HASH] = \
+        reconcile.spec_hash({"spec": stamped["spec"]})
     stamped["metadata"]["labels"]["team"] = "theirs"
     return stamped
+
+
+def hand_made(obj):
+    """An object of the same name that someone else created (no managed-by label)."""
+    made = copy.deepcopy(obj)
+    made["metadata"]["labels"] = {"team": "theirs"}
+    return made
 
 
 def test_plan_creates_updates_and_keeps():
@@ -139,6 +169,107 @@ def test_gives_up_after_max_attempts_and_never_retries_client_errors():
     with pytest.raises(kube.KubeError):
         client.call(invalid)
     assert invalid.calls == 1
+
+
+def test_a_field_changed_by_hand_is_drift_reported_and_put_back():
+    client = FakeClient()
+    obj = rule("r", {"host": "a", "trafficPolicy": {"loadBalancer": {"simple": "LEAST_REQUEST"}}})
+    live = reconcile._stamp(obj, ("spec",))
+    live["spec"]["trafficPolicy"]["tls"] = {"mode": "DISABLE"}  # added by hand
+    live["spec"]["host"] = "b"  # changed by hand
+    [change] = reconcile.plan_owned(client, FakeResource(), [obj], {("ns", "r"): live}, "present")
+    assert change.action == "updated"
+    assert change.reason == "drift: spec.host, spec.trafficPolicy.tls"
+    assert change.result()["reason"] == change.reason
+    reconcile.run([change])
+    assert client.last_update["spec"] == obj["spec"], "the whole managed spec is put back"
+
+
+def test_a_hand_change_over_server_defaults_is_drift_too():
+    client = FakeClient()
+    obj = rule("r", {"host": "a"})
+    live = applied(obj)
+    live["spec"]["subsets"] = [{"name": "v1"}]
+    [change] = reconcile.plan_owned(client, FakeResource(), [obj], {("ns", "r"): live}, "present")
+    assert change.action == "updated"
+    assert "spec.subsets" in change.reason, "the server's defaults may be listed with it"
+    reconcile.run([change])
+    assert client.last_update["spec"] == obj["spec"]
+    assert reconcile.STORED_HASH not in client.last_update["metadata"]["annotations"], \
+        "the digest of the replaced spec goes with it"
+
+
+def test_server_defaults_are_not_drift():
+    obj = rule("r", {"host": "a"})
+    [change] = reconcile.plan_owned(FakeClient(), FakeResource(), [obj],
+                                    {("ns", "r"): applied(obj)}, "present")
+    assert change.action == "unchanged"
+
+
+def test_what_the_server_stored_otherwise_is_recorded_once():
+    client = FakeClient(defaults={"serverDefault": True})
+    obj = rule("r", {"host": "a"})
+    [change] = reconcile.plan_owned(client, FakeResource(), [obj], {}, "present")
+    reconcile.run([change])
+    assert client.writes == [("create", "r"), ("patch", "r")]
+    assert client.last_patch == {"metadata": {"resourceVersion": "7", "annotations": {
+        reconcile.STORED_HASH: reconcile.spec_hash({"spec": {"host": "a", "serverDefault": True}})}}}
+
+    exact = FakeClient()
+    reconcile.run(reconcile.plan_owned(exact, FakeResource(), [obj], {}, "present"))
+    assert exact.writes == [("create", "r")], "no second write when stored as sent"
+
+
+def test_a_label_changed_by_hand_is_drift():
+    obj = rule("r", {"host": "a"})
+    obj["metadata"]["labels"] = {"tier": "gold"}
+    live = applied(obj)
+    live["metadata"]["labels"]["tier"] = "silver"
+    [change] = reconcile.plan_owned(FakeClient(), FakeResource(), [obj], {("ns", "r"): live}, "present")
+    assert (change.action, change.reason) == ("updated", "drift: metadata.labels.tier")
+
+
+def test_objects_meshtune_does_not_manage_are_left_alone_without_force():
+    client = FakeClient()
+    theirs = rule("theirs", {"host": "t", "subsets": [{"name": "v1"}]})
+    ours = rule("ours", {"host": "o"})
+    live = {("ns", "theirs"): hand_made(theirs), ("ns", "ours"): applied(ours)}
+    wanted = [rule("theirs", {"host": "t"}), rule("ours", {"host": "o2"})]
+    for state in ("present", "absent"):
+        changes = reconcile.plan_owned(client, FakeResource(), wanted, live, state)
+        assert [(c.name, c.action) for c in changes] == [
+            ("theirs", "skipped"), ("ours", "updated" if state == "present" else "deleted")]
+        verb = "changed" if state == "present" else "deleted"
+        assert changes[0].reason == (
+            f"exists and is not managed by meshtune (no label app.kubernetes.io/managed-by=meshtune): "
+            f"not {verb}; force=true takes it over")
+        assert changes[0].foreign and not changes[1].foreign
+        reconcile.run(changes)
+    assert [name for _verb, name in client.writes] == ["ours", "ours"]
+
+
+def test_force_takes_over_and_says_so():
+    client = FakeClient()
+    theirs = rule("theirs", {"host": "t", "subsets": [{"name": "v1"}]})
+    live = {("ns", "theirs"): hand_made(theirs)}
+    [change] = reconcile.plan_owned(client, FakeResource(), [rule("theirs", {"host": "t"})], live,
+                                    "present", force=True)
+    assert change.action == "updated" and change.foreign
+    assert change.reason.startswith("taken over with force=true")
+    reconcile.run([change])
+    assert client.last_update["metadata"]["labels"] == {"team": "theirs", **reconcile.MANAGED_BY}
+    assert client.last_update["spec"] == {"host": "t"}
+    [removal] = reconcile.plan_owned(client, FakeResource(), [rule("theirs", {})], live, "absent",
+                                     force=True)
+    assert removal.action == "deleted" and removal.reason.startswith("taken over")
+
+
+def test_differing_paths_name_changed_added_and_removed_fields():
+    wanted = {"spec": {"a": 1, "b": {"c": 2}, "list": [{"x": 1}, {"x": 2}]}}
+    actual = {"spec": {"b": {"c": 3, "d": 4}, "list": [{"x": 1}, {"x": 5}], "e": 0}}
+    assert reconcile.differing_paths(wanted, actual) == [
+        "spec.a", "spec.b.c", "spec.b.d", "spec.e", "spec.list[1].x"]
+    assert reconcile.differing_paths({"l": [1]}, {"l": [1, 2]}) == ["l"]
 
 
 class Discovery:
