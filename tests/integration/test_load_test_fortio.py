@@ -302,6 +302,7 @@ def test_check_mode_creates_nothing_and_lists_the_objects(kubeapi, apis):
     ({"server_resources": {"requests": {"gpu": 1}}}, "server_resources.requests"),
     ({"pod_annotations": {"bad key!": "x"}}, "pod_annotations.bad key!"),
     ({"requests": 100, "duration": None, "qps": 0}, "job_timeout: expected a duration"),
+    ({"kubeconfig": 5}, "kubeconfig: expected the path of a kubeconfig file or a kubeconfig mapping"),
 ])
 def test_bad_options_fail_with_no_request(kubeapi, options, expected):
     args = {key: value for key, value in module_args(kubeapi, **options).items() if value is not None}
@@ -309,6 +310,16 @@ def test_bad_options_fail_with_no_request(kubeapi, options, expected):
     result = call_module(main, args)
     assert result["failed"]
     assert expected in result["msg"], result["msg"]
+    assert kubeapi.stats()["requests"]["total"] == 0
+
+
+def test_a_kubeconfig_that_is_not_yaml_fails_with_no_request(kubeapi, tmp_path):
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("clusters: [unclosed\n")
+    kubeapi.reset_stats()
+    result = call_module(main, module_args(kubeapi, kubeconfig=str(broken)))
+    assert result["failed"] and "kubeconfig" in result["msg"], result
+    assert "Traceback" not in json.dumps(result)
     assert kubeapi.stats()["requests"]["total"] == 0
 
 

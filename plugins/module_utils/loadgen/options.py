@@ -20,6 +20,7 @@ try:
 except ImportError:  # pragma: no cover - not on the platforms Ansible modules run on
     resource = None
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import add_auth_option_problems
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     DEFAULT_MAX_NOT_SENT,
@@ -185,6 +186,8 @@ def spec_from_params(params, progress=None):
     """
     problems = Problems()
     fortio = _engine_options(params, problems)
+    if fortio is not None:  # the fortio engine reaches a cluster with the auth options
+        add_auth_option_problems(problems, params)
     url = None
     if params.get("url") is not None:
         url = problems.check(_check_url, params["url"])
