@@ -23,6 +23,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.helm import (
     timeout_seconds,
     yaml_text,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets, redact_text
 
 
 def _yaml(data):
@@ -116,6 +117,7 @@ def converge_release(module):
     revision when a Helm step fails."""
     params = module.params
     name, namespace = params["release_name"], params["release_namespace"]
+    hide_secrets(module, urls=[params["chart_repo_url"] or ""])
     releases = failure = None
     deployed_text = ""
     try:
@@ -131,7 +133,8 @@ def converge_release(module):
             module.warn(warning)
         releases.close()
     if failure is not None:
-        module.fail_json(msg=f"Helm release {name} (namespace {namespace}): {failure.step} failed: "
-                             f"{failure.helm_message.strip()}. {deployed_text}".strip(),
+        message = f"{failure.step} failed: {failure.helm_message.strip()}. {deployed_text}"
+        module.fail_json(msg=f"Helm release {name} (namespace {namespace}): "
+                             f"{redact_text(message).strip()}",
                          step=failure.step, release_name=name, release_namespace=namespace)
     return outcome

@@ -143,9 +143,11 @@ def hide_secrets(module, urls=(), headers=None):
     recorded invocation (shown at -vvv), so a password given in a URL or a token in an
     Authorization header does not show even where a message quotes it verbatim.
     """
+    # kubernetes.core's AnsibleK8SModule wraps the AnsibleModule that keeps the values.
+    values = getattr(module, "_module", module).no_log_values
     for url in urls:
-        module.no_log_values.update(url_secrets(url))
-    module.no_log_values.update(header_secrets(headers))
+        values.update(url_secrets(url))
+    values.update(header_secrets(headers))
 
 
 def redact_fields(data, *paths):

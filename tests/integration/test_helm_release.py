@@ -178,7 +178,7 @@ def test_a_local_package_needs_no_version(uninstalled, kubeapi, release, mirror)
     ({"chart_ref": "oci://registry.example/charts/gateway"}, "chart_repo_url: expected unset"),
     ({"chart_repo_url": "ftp://charts"}, "chart_repo_url: expected an http(s):// chart repository"),
     ({"chart_repo_url": "/nonexistent/mirror"}, "local chart mirror directory with an index.yaml"),
-    ({"client_cert": "/tmp/cert.pem"}, "client_cert: expected unset"),
+    ({"client_cert": __file__}, "client_cert: expected unset"),
 ])
 def test_bad_input_fails_before_any_request(args, expected, kubeapi, release):
     kubeapi.reset_stats()
@@ -186,6 +186,12 @@ def test_bad_input_fails_before_any_request(args, expected, kubeapi, release):
     assert result.get("failed") is True, result
     assert expected in result["msg"], result["msg"]
     assert kubeapi.stats()["requests"]["total"] == 0
+
+
+def test_repository_credentials_never_show(kubeapi, release):
+    result = release("-vvv", chart_repo_url="http://reader:hunter2@127.0.0.1:9/charts")
+    assert result.get("failed") is True
+    assert "hunter2" not in json.dumps(result), result["msg"]
 
 
 def test_a_version_missing_from_the_mirror_is_named(kubeapi, release, mirror):
