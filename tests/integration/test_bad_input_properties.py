@@ -326,6 +326,7 @@ STRING_KINDS = {
                          "credential_name": "text", "subject_alt_names[]": "text"},
 }
 
+
 def traffic_policy() -> dict:
     """Every traffic policy option set (a new dict each call: a rule and its subset share none)."""
     return copy.deepcopy(TRAFFIC_POLICY)
@@ -473,7 +474,7 @@ def _metric(selector=None, name="queue", target=None, **extra):
 
 
 bad_metrics = st.one_of(
-    bad_metric_selectors.map(lambda selector: _metric(selector)),
+    bad_metric_selectors.map(_metric),
     st.sampled_from(["extra", "describedObject", "labels"]).map(lambda field: _metric(**{field: {}})),
     wrapped(st.just("30")).map(lambda q: _metric(target={"type": "AverageValue", "averageValue": q})),
     st.sampled_from(["8Ei", "1e19", "0", "-1"]).map(

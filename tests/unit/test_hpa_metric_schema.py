@@ -22,6 +22,7 @@ from tests.kubeapi.catalog import Catalog
 
 HPA_TYPE = Catalog().find("autoscaling", "v2", "horizontalpodautoscalers")
 
+
 def mostly(good, bad, odds=12):
     """`good` most of the time, `bad` about once in `odds` draws."""
     return rare(odds).flatmap(lambda fault: bad if fault else good)
