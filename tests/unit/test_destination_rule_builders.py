@@ -391,7 +391,12 @@ def test_documentation_matches_the_argument_spec():
                 compare(doc["suboptions"], value["options"], f"{path}{name}.")
         assert set(docs) == set(spec), f"{path}: documented but not in the spec"
 
-    auth = set(module.auth_argument_spec()) | {"state", "parallelism"}
+    from ansible_collections.meshtune.mesh.plugins.doc_fragments.reconcile import ModuleDocFragment
+
+    # Options the shared doc fragments document (meshtune.mesh.reconcile and .owned).
+    shared = {name for fragment in (ModuleDocFragment.DOCUMENTATION, ModuleDocFragment.OWNED)
+              for name in yaml.safe_load(fragment)["options"]}
+    auth = set(module.auth_argument_spec()) | shared
     spec = {k: v for k, v in module.argument_spec().items() if k not in auth}
     compare(documented, spec, "")
 
