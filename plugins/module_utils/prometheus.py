@@ -49,13 +49,13 @@ MAX_TIMEOUT = 86400
 _DURATION_UNITS = OrderedDict([("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600),
                                ("ms", 0.001), ("m", 60), ("s", 1)])
 _DURATION_PART = r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)"
-DURATION_RE = re.compile(rf"^(?:{_DURATION_PART})+$")
+DURATION_RE = re.compile(rf"^(?:{_DURATION_PART})+\Z")
 RFC3339_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-                        r"([Zz]|[+-]\d{2}:\d{2})$")
-RELATIVE_RE = re.compile(r"^(?:now)?\s*([+-])\s*(\S+)$")
+                        r"([Zz]|[+-]\d{2}:\d{2})\Z")
+RELATIVE_RE = re.compile(r"^(?:now)?\s*([+-])\s*(\S+)\Z")
 # RFC 9110 token: what a header name may contain.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 DURATION_FORM = "a duration such as 30s, 1m, 1h30m or a number of seconds"
 TIME_FORM = "an RFC3339 time (2024-05-01T12:00:00Z), unix seconds, now, or a relative time such as -10m"
 

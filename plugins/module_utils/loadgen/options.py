@@ -53,7 +53,7 @@ _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
                  "m": 60.0, "h": 3600.0}
 # RFC 9110 token: what a method or a header name may contain.
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 def duration_seconds(path, value, minimum=0.0, allow_zero=False):
@@ -260,12 +260,12 @@ MAX_CLIENT_PODS = 1000
 # The name prefixes `<name>-client` and `<name>-server`; the Job's pods are named
 # `<name>-client-<index>-<suffix>` and their host names `<name>-client-<index>` must stay labels.
 MAX_NAME_LENGTH = 50
-_DNS1035_LABEL_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*$")
-_IMAGE_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_DNS1035_LABEL_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?\Z")
+_IMAGE_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*\Z")
+_IMAGE_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]+)?\Z")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)\Z")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 _SECRET_OPTIONS = ("kubeconfig", "api_key", "password", "proxy_headers")
 
