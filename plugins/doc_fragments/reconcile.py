@@ -30,6 +30,9 @@ notes:
   - Conflicts (HTTP 409) are resolved by re-reading the object; 429, 5xx and dropped connections
     are retried with bounded backoff. If objects still fail, the task fails naming them, and
     RV(results) tells which objects were changed.
+  - Once the API server stops answering (connections refused, reset or timed out after the
+    retries), the writes not yet started are not attempted; they are reported as V(skipped) with
+    the reason C(not attempted), and the task fails naming the server and those objects.
 attributes:
   check_mode:
     support: full

@@ -4,7 +4,9 @@
 
 A module lists the live objects once per namespace, builds one `Change` per object it manages,
 and hands the list to `run`, which performs the writes (none in check mode), in parallel up to a
-bound, and reports per object what was done, a summary, and diffs in diff mode.
+bound, and reports per object what was done, a summary, and diffs in diff mode. Once the API
+server stops answering, the writes not yet started are not attempted (reported `skipped`, reason
+NOT_ATTEMPTED): each would otherwise spend its own retries on a server that is gone.
 
 Objects meshtune owns (`plan_owned`) carry the label app.kubernetes.io/managed-by=meshtune. Their
 managed fields (`spec`) are converged whole: a field changed, added or removed by hand is drift,
@@ -21,10 +23,12 @@ import contextlib
 import copy
 import hashlib
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeError,
+    failure_reason,
     unreachable_message,
 )
 
@@ -36,6 +40,7 @@ APPLIED_HASH = "meshtune.io/applied-hash"
 STORED_HASH = "meshtune.io/stored-hash"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = {MANAGED_BY_LABEL: "meshtune"}
+NOT_ATTEMPTED = "not attempted: the API server stopped answering"
 DRIFT_PATHS_SHOWN = 10
 
 
@@ -54,6 +59,8 @@ class Change:
         self.reason = reason
         self.write = write  # callable(): performs the write; None when nothing is written
         self.error = None
+        self.unreachable = False  # failed because the API server did not answer
+        self.attempted = True  # False when the batch stopped before this object's write
         self.foreign = False  # the live object is not meshtune's (no managed-by label)
 
     @property
@@ -273,18 +280,31 @@ def _updater(client, resource, namespace, name, stamped, fields, live):
 
 
 def run(changes, check_mode=False, parallelism=8):
-    """Perform the writes of `changes` (none in check mode); mark those that failed for good."""
+    """Perform the writes of `changes` (none in check mode); mark those that failed for good.
+
+    Once a write finds the API server gone (no answer after its retries), the writes not started
+    yet are not attempted: they are reported `skipped` with the reason NOT_ATTEMPTED.
+    """
     pending = [c for c in changes if c.write is not None]
     if check_mode or not pending:
         return changes
+    server_gone = threading.Event()
 
     def perform(change):
+        if server_gone.is_set():
+            change.reason = f"{NOT_ATTEMPTED} (it would have been {change.action})"
+            change.action = "skipped"
+            change.attempted = False
+            return
         try:
             change.write()
         except KubeError as error:
             change.error = str(error)
             change.reason = f"{change.action} failed"
             change.action = "failed"
+            if error.unreachable:
+                change.unreachable = True
+                server_gone.set()
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(pending)))) as pool:
         list(pool.map(perform, pending))
@@ -310,23 +330,42 @@ def _labels(changes, limit):
 
 
 def failure_message(changes):
-    """One message naming the objects that failed and those that did change, for fail_json."""
+    """One message naming the objects that failed, those not attempted and those that did change,
+    for fail_json."""
     failed = [c for c in changes if c.action == "failed"]
-    written = [c.label for c in changes if c.action in WRITING_ACTIONS]
+    skipped = [c for c in changes if not c.attempted]
+    written = [c for c in changes if c.action in WRITING_ACTIONS]
     details = "; ".join(f"{c.label}: {c.error}" for c in failed[:20])
     more = f" (and {len(failed) - 20} more)" if len(failed) > 20 else ""
-    done = ", ".join(written[:50]) + (" ..." if len(written) > 50 else "") if written else "none"
-    return (f"{len(failed)} of {len(changes)} objects failed: {details}{more}. "
-            f"Changed before the failure: {done}. Every object's outcome is in 'results'.")
+    message = f"{len(failed)} of {len(changes)} objects failed: {details}{more}. "
+    if skipped:
+        message += (f"{len(skipped)} not attempted, because the API server stopped answering: "
+                    f"{_labels(skipped, 50)}. ")
+    return (message + f"Changed before the failure: {_labels(written, 50)}. "
+            "Every object's outcome is in 'results'.")
 
 
-def apply_changes(module, client, changes, parallelism, **extra):
+def batch_failure(module, client, changes):
+    """The fail_json message for a batch with failed objects, or None when none failed. When the
+    API server stopped answering, it starts with the server, the reason and how to point elsewhere."""
+    if not any(c.action == "failed" for c in changes):
+        return None
+    message = failure_message(changes)
+    gone = getattr(client, "unreachable", None)
+    if gone is not None and any(c.unreachable for c in changes):
+        message = f"{unreachable_message(module.params, failure_reason(gone))} {message}"
+    return message
+
+
+def apply_changes(module, client, changes, parallelism, fail=True, **extra):
     """Perform the writes of `changes` and return the module result; fail the module, naming
-    what changed and what did not, when some object failed for good."""
+    what changed, what failed and what was not attempted, when some object failed for good
+    (unless not `fail`: the caller then ends the task with `batch_failure`)."""
     run(changes, module.check_mode, parallelism)
     result = report(changes, module._diff, retries=client.retries, **extra)
-    if any(c.action == "failed" for c in changes):
-        module.fail_json(msg=failure_message(changes), **result)
+    message = batch_failure(module, client, changes) if fail else None
+    if message:
+        module.fail_json(msg=message, **result)
     return result
 
 

@@ -77,6 +77,9 @@ options:
     description:
       - Wait until the rollouts of the workloads this task changed have finished, that is until
         all their pods run with the new sidecar settings.
+      - When some workloads failed, the updated ones are still waited for; then the task fails
+        naming the failed workloads and saying how the rollouts ended. Once the API server stops
+        answering, there is no wait, and the message says so.
       - Not done in check mode, where nothing is written.
     type: bool
     default: false
@@ -238,6 +241,7 @@ if KUBERNETES_IMPORT_ERROR is None:
     from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
         apply_changes,
+        batch_failure,
         report,
     )
 
@@ -284,14 +288,21 @@ def read(module, client, params):
     return resources, workloads
 
 
-def wait(module, client, resources, changes, result):
-    """Wait for the rollouts of the updated workloads; fail the task naming the unfinished ones."""
+def wait(module, client, resources, changes, result, failure=None):
+    """Wait for the rollouts of the updated workloads, also when other workloads failed (their
+    `failure` message then comes first); fail the task naming the unfinished ones."""
     targets = {(c.kind, c.namespace, c.name): c for c in changes if c.action == "updated"}
+    if not targets:
+        return
+    first = f"{failure} " if failure else ""
+    if client.unreachable is not None:
+        module.fail_json(msg=f"{first}The rollouts of the {len(targets)} updated workload(s) were "
+                             "not waited for: the API server stopped answering.", **result)
     try:
         outcome = wait_for_rollouts(client, resources, list(targets), module.params["wait_timeout"],
                                     module.params["label_selector"])
     except KubeError as error:
-        module.fail_json(msg=f"The annotations were written, but reading the rollouts failed: "
+        module.fail_json(msg=f"{first}The annotations were written, but reading the rollouts failed: "
                              f"{error}. Every workload's outcome is in 'results'.", **result)
     for entry in result["results"]:
         key = (entry["kind"], entry["namespace"], entry["name"])
@@ -310,9 +321,12 @@ def wait(module, client, resources, changes, result):
                             f"{', '.join(pending)}")
         if stalled:
             problems.append(f"rollout stalled: {', '.join(stalled)}")
-        module.fail_json(msg=f"Rollouts unfinished ({'; '.join(problems)}). The annotations of "
-                             f"{len(targets)} workload(s) were already written and their rollouts "
+        module.fail_json(msg=f"{first}Rollouts unfinished ({'; '.join(problems)}). The annotations "
+                             f"of {len(targets)} workload(s) were already written and their rollouts "
                              f"go on; every workload's outcome is in 'results'.", **result)
+    if failure:
+        module.fail_json(msg=f"{failure} The rollouts of the {len(targets)} updated workload(s) "
+                             "finished.", **result)
 
 
 def main():
@@ -322,9 +336,12 @@ def main():
     client = KubeClient.from_module(module)
     resources, workloads = read(module, client, params)
     changes = plan_changes(client, resources, workloads, wanted_settings(params))
-    result = apply_changes(module, client, changes, params["parallelism"])
+    result = apply_changes(module, client, changes, params["parallelism"], fail=False)
+    failure = batch_failure(module, client, changes)
     if params["wait"] and not module.check_mode:
-        wait(module, client, resources, changes, result)
+        wait(module, client, resources, changes, result, failure)
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

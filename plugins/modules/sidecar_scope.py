@@ -84,8 +84,9 @@ results:
       V(unchanged), V(deleted), V(skipped) or V(failed)) and, where it says more, a C(reason).
     - >-
       C(reason) is C(drift: <fields>) for an object put back after a change by hand,
-      C(taken over with force=true ...) for one meshtune did not manage before, and C(exists and is
-      not managed by meshtune ...) for one left alone (V(skipped)).
+      C(taken over with force=true ...) for one meshtune did not manage before, C(exists and is not
+      managed by meshtune ...) for one left alone (V(skipped)), and C(not attempted ...) for one
+      whose write was not tried once the API server stopped answering (V(skipped)).
   returned: always
   type: list
   elements: dict

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client, config
 
+from ansible_collections.meshtune.mesh.plugins.module_utils import kube
 from ansible_collections.meshtune.mesh.plugins.modules import sidecar_scope
 from tests.module_harness import call_module
 
@@ -69,3 +70,38 @@ def test_a_batch_that_still_fails_names_what_changed(faulty):
     live = sidecars(faulty)
     assert live["team-0000"]["spec"]["egress"][0]["hosts"][-1] == "shared/*"
     assert not set(fresh) & set(live)
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+def test_a_batch_stops_once_the_server_stops_answering(kubeapi_factory, parallelism):
+    server = kubeapi_factory()
+    core = client.CoreV1Api(config.new_client_from_config(str(server.kubeconfig)))
+    namespaces = [f"gone-{index:02d}" for index in range(30)]
+    for namespace in namespaces:
+        core.create_namespace({"metadata": {"name": namespace}})
+    server.reset_stats()
+    # Every create has its connection reset: the server takes the request and never answers.
+    server.set_faults(1.0, faults=["reset"], verbs=["create"])
+    outcome = call_module(sidecar_scope.main, {"kubeconfig": str(server.kubeconfig),
+                                               "namespaces": namespaces, "parallelism": parallelism})
+    creates = server.stats()["requests"]["by_verb"]["create"]
+    server.set_faults(0.0)
+    assert outcome["failed"] is True
+    failed = [r for r in outcome["results"] if r["action"] == "failed"]
+    not_attempted = [r for r in outcome["results"] if r["action"] == "skipped"]
+    assert 1 <= len(failed) <= parallelism
+    assert len(failed) + len(not_attempted) == len(namespaces)
+    assert all(r["reason"] == "not attempted: the API server stopped answering (it would have been "
+                              "created)" for r in not_attempted)
+    # Only the writes already in flight spent their retries (all of them, not one per object).
+    assert creates <= parallelism * kube.MAX_ATTEMPTS
+    message = outcome["msg"]
+    assert message.startswith(f"Cannot reach the Kubernetes API server {server.url}: "), message
+    assert f"{len(failed)} of 30 objects failed" in message
+    assert f"{len(not_attempted)} not attempted, because the API server stopped answering: " \
+           f"Sidecar {not_attempted[0]['namespace']}/default" in message
+    assert "Changed before the failure: none." in message
+    assert sidecars(server) == {}
+
+    assert call_module(sidecar_scope.main, {"kubeconfig": str(server.kubeconfig),
+                                            "namespaces": namespaces})["summary"]["created"] == 30

@@ -264,6 +264,30 @@ def test_force_takes_over_and_says_so():
     assert removal.action == "deleted" and removal.reason.startswith("taken over")
 
 
+def test_the_batch_stops_once_the_server_stops_answering():
+    names = [f"r{index}" for index in range(6)]
+    client = FakeClient(fail_on=names, unreachable=True)
+    changes = reconcile.plan_owned(client, FakeResource(), [rule(n, {"host": n}) for n in names],
+                                   {}, "present")
+    reconcile.run(changes, parallelism=1)
+    assert [c.action for c in changes] == ["failed"] + ["skipped"] * 5
+    assert changes[1].reason == (f"{reconcile.NOT_ATTEMPTED} (it would have been created)")
+    assert [c.attempted for c in changes] == [True] + [False] * 5
+    message = reconcile.failure_message(changes)
+    assert "1 of 6 objects failed: DestinationRule ns/r0: Connection refused." in message
+    assert "5 not attempted, because the API server stopped answering: DestinationRule ns/r1, " \
+           "DestinationRule ns/r2" in message
+    assert "Changed before the failure: none." in message
+
+
+def test_server_errors_do_not_stop_the_batch():
+    client = FakeClient(fail_on={"a"})
+    changes = reconcile.plan_owned(client, FakeResource(), [rule(n, {"host": n}) for n in "abc"],
+                                   {}, "present")
+    reconcile.run(changes, parallelism=1)
+    assert [c.action for c in changes] == ["failed", "created", "created"]
+
+
 def test_differing_paths_name_changed_added_and_removed_fields():
     wanted = {"spec": {"a": 1, "b": {"c": 2}, "list": [{"x": 1}, {"x": 2}]}}
     actual = {"spec": {"b": {"c": 3, "d": 4}, "list": [{"x": 1}, {"x": 5}], "e": 0}}
