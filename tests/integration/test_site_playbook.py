@@ -44,3 +44,56 @@ def test_site_render_only_converges_and_is_idempotent(kubeapi, tmp_path):
     second = run_playbook(site, inventory=str(inventory))
     assert second.returncode == 0, second.stdout[-4000:]
     assert recap_changed(second.stdout) == 0, second.stdout[-4000:]
+
+
+def site_inventory(tmp_path, server, **host_vars) -> str:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"cluster-a": {
+        "ansible_connection": "local", "meshtune_kubeconfig": str(server.kubeconfig),
+        "meshtune_helm_install": False, "meshtune_render_dir": str(tmp_path / "rendered"),
+        "meshtune_profile": "balanced", "istio_injected_namespaces": ["preflight"], **host_vars}}}}))
+    return str(inventory)
+
+
+def writes(server) -> int:
+    verbs = server.stats()["requests"]["by_verb"]
+    return sum(verbs.get(verb, 0) for verb in ("create", "update", "patch", "delete"))
+
+
+def test_a_missing_grafana_password_fails_before_any_stage_writes(kubeapi_factory, tmp_path):
+    server = kubeapi_factory()
+    server.reset_stats()
+    run = run_playbook(REPO_ROOT / "playbooks" / "site.yml", inventory=site_inventory(tmp_path, server))
+    assert run.returncode != 0, run.stdout[-4000:]
+    assert "grafana_admin_password is not set" in run.stdout, run.stdout[-4000:]
+    assert writes(server) == 0
+    assert not (tmp_path / "rendered").exists()
+    assert "PLAY [Check the inputs of every stage before anything changes]" in run.stdout
+    assert "Install Istio" not in run.stdout, "no stage started"
+
+
+def test_a_tune_entry_without_namespaces_fails_naming_it_before_any_write(kubeapi_factory, tmp_path):
+    server = kubeapi_factory()
+    server.reset_stats()
+    inventory = site_inventory(tmp_path, server, grafana_admin_password="s3cret-for-tests",
+                               tune_sidecar_scopes=[{"namespaces": ["preflight"]},
+                                                    {"outbound_traffic_policy": "REGISTRY_ONLY"}])
+    run = run_playbook(REPO_ROOT / "playbooks" / "site.yml", inventory=inventory)
+    assert run.returncode != 0, run.stdout[-4000:]
+    assert "tune_sidecar_scopes[1] has no namespaces (meshtune.mesh.sidecar_scope needs namespaces)" \
+        in run.stdout, run.stdout[-4000:]
+    assert "loop_control.label" not in run.stdout
+    assert writes(server) == 0
+
+
+def test_the_tune_role_names_the_entry_without_namespaces(kubeapi_factory, tmp_path):
+    server = kubeapi_factory()
+    inventory = site_inventory(tmp_path, server,
+                               tune_destination_rules=[{"rules": [{"name": "r", "host": "r"}]}],
+                               tune_hpa_policies=[{"namespace": "shop"}])
+    run = run_playbook(REPO_ROOT / "playbooks" / "tune.yml", inventory=inventory)
+    assert run.returncode != 0, run.stdout[-4000:]
+    assert "tune_destination_rules[0] has no namespace (meshtune.mesh.destination_rule needs namespace)" \
+        in run.stdout, run.stdout[-4000:]
+    assert "tune_hpa_policies[0] has no policies" in run.stdout
+    assert "loop_control.label" not in run.stdout
