@@ -238,7 +238,10 @@ def api_server_url(params):
 def connection_reason(error):
     """The part of a connection error a person acts on, e.g. 'Connection refused'."""
     text = str(error)
-    errno_reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    # "[Errno 111] Connection refused", or urllib3's
+    # "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+    errno_reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text) or \
+        re.search(r"\w+Error\(-?\d+, '([^']+)'\)", text)
     if errno_reason:
         return errno_reason.group(1).strip()
     for hint in ("timed out", "certificate verify failed", "Unauthorized", "Forbidden"):

@@ -96,7 +96,8 @@ def test_a_batch_stops_once_the_server_stops_answering(kubeapi_factory, parallel
     # Only the writes already in flight spent their retries (all of them, not one per object).
     assert creates <= parallelism * kube.MAX_ATTEMPTS
     message = outcome["msg"]
-    assert message.startswith(f"Cannot reach the Kubernetes API server {server.url}: "), message
+    assert message.startswith(f"Cannot reach the Kubernetes API server {server.url}: Connection reset by "
+                              "peer. Point meshtune at"), message
     assert f"{len(failed)} of 30 objects failed" in message
     assert f"{len(not_attempted)} not attempted, because the API server stopped answering: " \
            f"Sidecar {not_attempted[0]['namespace']}/default" in message

@@ -345,3 +345,9 @@ def test_once_the_server_is_gone_other_calls_stop_retrying_connection_errors():
     assert second.calls == 1
     throttled = Flaky(HttpError(429), HttpError(503))
     assert client.call(throttled) == "ok", "answers from the server are still retried"
+
+
+def test_connection_reasons_are_the_words_a_person_acts_on():
+    assert kube.connection_reason(OSError("[Errno 111] Connection refused")) == "Connection refused"
+    reset = "('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))"
+    assert kube.connection_reason(Exception(reset)) == "Connection reset by peer"
