@@ -264,6 +264,14 @@ def failure_reason(error):
     return KubeError(f"HTTP {status}: {error}", status) if status else error
 
 
+def fail_read(module, error, what):
+    """Fail a task whose first reads went wrong, before anything was written: the unreachable
+    message when no answer came at all, else what could not be read and why."""
+    if getattr(error, "unreachable", False):
+        module.fail_json(msg=f"{unreachable_message(module.params, error)} Nothing was changed.")
+    module.fail_json(msg=f"Could not read {what} (nothing was changed): {error}")
+
+
 def lookup_served_version(module, client, group, kind, preferred):
     """`client.served_version`, failing the task with the unreachable message (server, reason, how
     to point elsewhere) when the cluster could not be asked: a server that does not answer must

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeError,
+    fail_read,
     failure_reason,
     unreachable_message,
 )
@@ -423,9 +424,7 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
                                  **report([], module._diff, **extra))
         live = live_objects(client, resource, namespaces)
     except KubeError as error:
-        if error.unreachable:
-            module.fail_json(msg=f"{unreachable_message(module.params, error)} Nothing was changed.")
-        module.fail_json(msg=f"Could not read {kind} objects (nothing was changed): {error}")
+        fail_read(module, error, f"{kind} objects")
     changes = plan_owned(client, resource, desired, live, state, fields, force)
     foreign = [c for c in changes if c.foreign]
     if foreign and force:

@@ -95,7 +95,11 @@ except ImportError as err:
 if KUBERNETES_IMPORT_ERROR is None:
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+        KubeClient,
+        KubeError,
+        fail_read,
+    )
     from ansible_collections.meshtune.mesh.plugins.module_utils.objects import plan_present
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import apply_changes
 
@@ -165,7 +169,7 @@ def main():
     try:
         changes = plan_present(client, targets)
     except KubeError as error:
-        module.fail_json(msg=f"Could not read the objects (nothing was changed): {error}")
+        fail_read(module, error, "the objects")
     module.exit_json(**apply_changes(module, client, changes, module.params["parallelism"]))
 
 

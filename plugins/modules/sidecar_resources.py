@@ -238,7 +238,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
 
 if KUBERNETES_IMPORT_ERROR is None:
 
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient, KubeError
+    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+        KubeClient,
+        KubeError,
+        fail_read,
+    )
     from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
         apply_changes,
         batch_failure,
@@ -273,7 +277,7 @@ def read(module, client, params):
         workloads = read_workloads(client, resources, params["namespaces"], params["kinds"],
                                    params["label_selector"], params["names"])
     except KubeError as error:
-        module.fail_json(msg=f"Could not read the workloads (nothing was changed): {error}")
+        fail_read(module, error, "the workloads")
     found = {obj["metadata"]["name"] for _kind, obj in workloads}
     missing = [name for name in params["names"] or [] if name not in found]
     if missing and params["state"] == "present":

@@ -333,3 +333,18 @@ def test_bad_input_fails_naming_the_option_with_zero_requests(cluster, tmp_path,
     assert option in outcome["msg"]
     assert "Traceback" not in outcome.get("module_stderr", "")
     assert cluster.stats()["requests"]["total"] == 0
+
+
+def test_a_server_gone_before_the_reads_is_named(kubeapi_factory, tmp_path):
+    # The client's discovery cache was written by an earlier task, so the first request that
+    # finds the server gone is the list of the workloads.
+    server = kubeapi_factory()
+    assert run_module(tmp_path, "meshtune.mesh.cluster_check",
+                      {"kubeconfig": str(server.kubeconfig)}).get("failed") is not True
+    server.stop()
+    outcome = run_module(tmp_path, MODULE, {"kubeconfig": str(server.kubeconfig),
+                                            "namespaces": ["shop"], "cpu_request": "100m"})
+    assert outcome["failed"] is True
+    assert outcome["msg"].startswith(
+        f"Cannot reach the Kubernetes API server {server.url}: Connection refused."), outcome["msg"]
+    assert outcome["msg"].endswith("Nothing was changed.")
