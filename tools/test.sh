@@ -40,7 +40,8 @@ stage() {
 
 run_pytest() {
     local status=0
-    PYTHONPATH="$(pwd)/${COLLECTIONS_DIR}:$(pwd)" python -m pytest || status=$?
+    # The slowest tests are listed at the end, to keep the suite's cost in view.
+    PYTHONPATH="$(pwd)/${COLLECTIONS_DIR}:$(pwd)" python -m pytest --durations=20 || status=$?
     if ((status == 5)); then
         echo "pytest collected no tests: that is a failure here" >&2
     fi
