@@ -164,6 +164,64 @@ def check_file(path, value):
 Plan = namedtuple("Plan", "kind queries time start end step")
 
 
+def connection_argument_spec(url_option="url"):
+    """The options that reach a Prometheus server (doc fragment meshtune.mesh.prometheus), to merge
+    into a module's argument spec. The URL option is named by the module and documented there."""
+    return {
+        url_option: {"type": "str", "required": True},
+        "timeout": {"type": "float", "default": 30},
+        "bearer_token": {"type": "str", "no_log": True},
+        "username": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "ca_cert": {"type": "path"},
+        "client_cert": {"type": "path"},
+        "client_key": {"type": "path", "no_log": False},
+        "validate_certs": {"type": "bool", "default": True},
+        "headers": {"type": "dict"},
+    }
+
+
+# Module options that go with connection_argument_spec.
+CONNECTION_MODULE_OPTIONS = {
+    "mutually_exclusive": [("bearer_token", "username")],
+    "required_together": [("username", "password")],
+}
+
+
+def add_connection_problems(problems, params, url_option="url"):
+    """Add to validate.Problems every problem with the connection options (url_option None: the
+    URL is checked by the caller)."""
+    if url_option is not None:
+        problems.check(check_url, url_option, params.get(url_option))
+    timeout = params.get("timeout")
+    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT):
+        problems.add("timeout", f"a positive number of seconds, at most {MAX_TIMEOUT} (a day)", timeout)
+    if params.get("bearer_token") is not None and params.get("username") is not None:
+        problems.add("bearer_token", "either bearer_token or username/password, not both", "(hidden)")
+    if params.get("client_key") is not None and params.get("client_cert") is None:
+        problems.add("client_cert", "a client certificate to go with client_key", None)
+    for option in ("ca_cert", "client_cert", "client_key"):
+        problems.check(check_file, option, params.get(option))
+    for name, header in (params.get("headers") or {}).items():
+        shown = "(hidden)" if is_secret_header(name) else header
+        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
+            problems.add(f"headers.{name}", "a header name of letters, digits and -", name)
+        elif isinstance(header, (dict, list, bool)) or header is None:
+            problems.add(f"headers.{name}", "a string header value", shown)
+        elif any(char in str(header) for char in "\r\n\0"):
+            problems.add(f"headers.{name}", "a header value on one line", shown)
+
+
+def client_from_params(params, url_option="url"):
+    """A PrometheusClient for options checked by add_connection_problems."""
+    return PrometheusClient(
+        params[url_option], timeout=params["timeout"], headers=params["headers"],
+        bearer_token=params["bearer_token"], username=params["username"],
+        password=params["password"], validate_certs=params["validate_certs"],
+        ca_cert=params["ca_cert"], client_cert=params["client_cert"],
+        client_key=params["client_key"])
+
+
 def plan_queries(params, now):
     """(message, plan): every problem with the options as one message, or what to ask."""
     problems = Problems()
@@ -210,23 +268,7 @@ def plan_queries(params, now):
                          None)
         time = problems.check(parse_time, "time", params.get("time") or "now", now)
 
-    timeout = params.get("timeout")
-    if timeout is not None and (not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT):
-        problems.add("timeout", f"a positive number of seconds, at most {MAX_TIMEOUT} (a day)", timeout)
-    if params.get("bearer_token") is not None and params.get("username") is not None:
-        problems.add("bearer_token", "either bearer_token or username/password, not both", "(hidden)")
-    if params.get("client_key") is not None and params.get("client_cert") is None:
-        problems.add("client_cert", "a client certificate to go with client_key", None)
-    for option in ("ca_cert", "client_cert", "client_key"):
-        problems.check(check_file, option, params.get(option))
-    for name, header in (params.get("headers") or {}).items():
-        shown = "(hidden)" if is_secret_header(name) else header
-        if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
-            problems.add(f"headers.{name}", "a header name of letters, digits and -", name)
-        elif isinstance(header, (dict, list, bool)) or header is None:
-            problems.add(f"headers.{name}", "a string header value", shown)
-        elif any(char in str(header) for char in "\r\n\0"):
-            problems.add(f"headers.{name}", "a header value on one line", shown)
+    add_connection_problems(problems, params, url_option=None)
     message = problems.message()
     if message:
         return message, None

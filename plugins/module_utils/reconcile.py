@@ -45,6 +45,24 @@ NOT_ATTEMPTED = "not attempted: the API server stopped answering"
 DRIFT_PATHS_SHOWN = 10
 
 
+def argument_spec(owned=False):
+    """The batch options (doc fragment meshtune.mesh.reconcile, and .owned with owned=True), to
+    merge into a module's argument spec."""
+    spec = {
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "parallelism": {"type": "int", "default": 8},
+    }
+    if owned:
+        spec["force"] = {"type": "bool", "default": False}
+    return spec
+
+
+def add_option_problems(problems, params):
+    """Add to validate.Problems what is wrong with the batch options."""
+    if params["parallelism"] < 1:
+        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+
+
 class Change:
     """What to do to one object: the action, the before/after for diffs, and the write itself."""
 

@@ -19,7 +19,11 @@ import time
 from collections import namedtuple
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
-from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import Change, live_objects
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    Change,
+    add_option_problems,
+    live_objects,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
     Problems,
@@ -187,8 +191,7 @@ def validate(params):
     problems.check(check_range, "concurrency", params.get("concurrency"), 0, MAX_CONCURRENCY)
     if params["state"] == "present" and all(params.get(o) is None for o in SETTING_OPTIONS):
         problems.add(", ".join(SETTING_OPTIONS), "at least one setting with state=present", None)
-    if params["parallelism"] < 1:
-        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    add_option_problems(problems, params)
     if params["wait_timeout"] < 1:
         problems.add("wait_timeout", "a number of seconds of at least 1", params["wait_timeout"])
     return problems.message()

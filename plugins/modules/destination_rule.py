@@ -411,16 +411,18 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     served_networking_version,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
     auth_argument_spec,
     validated_module,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    add_option_problems,
+    converge_owned,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    argument_spec as reconcile_argument_spec,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name, check_unique
-
-if KUBERNETES_IMPORT_ERROR is None:
-
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
 
 # Top-level options that form one rule when `rules` is not given, and their key in a rule.
 # `host` is taken by the Kubernetes API server (kubernetes.core's auth options).
@@ -487,14 +489,12 @@ def rule_spec(name_required):
 
 def argument_spec():
     spec = auth_argument_spec()
+    spec.update(reconcile_argument_spec(owned=True))
     spec.update(
         namespace={"type": "str", "required": True},
         rules={"type": "list", "elements": "dict",
                "options": {**rule_spec(name_required=True), "host": {"type": "str"}}},
         destination_host={"type": "str"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        parallelism={"type": "int", "default": 8},
-        force={"type": "bool", "default": False},
     )
     spec.update(rule_spec(name_required=False))
     return spec
@@ -518,8 +518,7 @@ def validate(params):
         problems.check(check_unique, "rules", params["rules"])
     for path, rule, host_option in rules_of(params):
         check_destination_rule(problems, path, rule, params["state"], host_option)
-    if params["parallelism"] < 1:
-        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    add_option_problems(problems, params)
     return problems.message()
 
 

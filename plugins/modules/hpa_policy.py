@@ -250,16 +250,18 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.hpa import (
     served_hpa_version,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
     auth_argument_spec,
     validated_module,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    add_option_problems,
+    converge_owned,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    argument_spec as reconcile_argument_spec,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name
-
-if KUBERNETES_IMPORT_ERROR is None:
-
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
 
 
 def scaling_rules_spec():
@@ -294,12 +296,10 @@ def policy_spec():
 
 def argument_spec():
     spec = auth_argument_spec()
+    spec.update(reconcile_argument_spec(owned=True))
     spec.update(
         namespace={"type": "str", "required": True},
         policies={"type": "list", "elements": "dict", "required": True, "options": policy_spec()},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        parallelism={"type": "int", "default": 8},
-        force={"type": "bool", "default": False},
     )
     return spec
 
@@ -309,8 +309,7 @@ def validate(params):
     problems = Problems()
     problems.check(check_name, "namespace", params["namespace"], label=True)
     check_policies(problems, params["policies"], params["state"])
-    if params["parallelism"] < 1:
-        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    add_option_problems(problems, params)
     return problems.message()
 
 

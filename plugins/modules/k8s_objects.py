@@ -92,16 +92,19 @@ try:
 except ImportError as err:
     YAML_IMPORT_ERROR = err
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
+    KubeClient,
+    KubeError,
+    fail_read,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.objects import plan_present
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    add_option_problems,
+    apply_changes,
+)
+
 if KUBERNETES_IMPORT_ERROR is None:
     from kubernetes.dynamic.exceptions import ResourceNotFoundError
-
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-        KubeClient,
-        KubeError,
-        fail_read,
-    )
-    from ansible_collections.meshtune.mesh.plugins.module_utils.objects import plan_present
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import apply_changes
 
 
 def argument_spec():
@@ -138,8 +141,7 @@ def validate(params):
         return problems.message()
     for index, obj in enumerate(definitions):
         problems.check(check_definition, f"definitions[{index}]", obj)
-    if params["parallelism"] < 1:
-        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    add_option_problems(problems, params)
     return problems.message()
 
 

@@ -28,6 +28,8 @@ description:
     credentials are hidden from the task's result, also at C(-vvv).
 author:
   - meshtune maintainers (@meshtune)
+extends_documentation_fragment:
+  - meshtune.mesh.prometheus
 options:
   url:
     description:
@@ -68,45 +70,6 @@ options:
       - Resolution of a range query, as a duration (C(30s), C(1m)) or a number of seconds.
         Required with O(start).
     type: str
-  timeout:
-    description:
-      - Seconds to wait for each answer, at most 86400 (a day). Also sent to Prometheus as the
-        query evaluation timeout.
-    type: float
-    default: 30
-  bearer_token:
-    description:
-      - Token sent as C(Authorization) C(Bearer) header, for example a service account token.
-      - Cannot be combined with O(username).
-    type: str
-  username:
-    description: User name for HTTP basic authentication.
-    type: str
-  password:
-    description: Password for HTTP basic authentication.
-    type: str
-  ca_cert:
-    description: Path of a CA certificate bundle to verify the server with (HTTPS).
-    type: path
-  client_cert:
-    description: Path of a client certificate (PEM) for mutual TLS.
-    type: path
-  client_key:
-    description: Path of the key of O(client_cert), when the certificate file does not hold it.
-    type: path
-  validate_certs:
-    description: Verify the server's TLS certificate. Turn off only for test servers.
-    type: bool
-    default: true
-  headers:
-    description:
-      - Extra HTTP headers, for example a tenant header of a multi-tenant Prometheus.
-      - Values of headers whose names suggest credentials (C(Authorization), C(Cookie), names
-        containing C(token), C(key), C(secret), C(auth), C(password), C(session)) are hidden from
-        the output like O(password). Other header values show in the recorded arguments at
-        C(-vvv); pass a credential under such a name, as O(bearer_token), or set C(no_log) on the
-        task.
-    type: dict
 attributes:
   check_mode:
     support: full
@@ -204,8 +167,10 @@ step:
 import time
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
-    PrometheusClient,
+    CONNECTION_MODULE_OPTIONS,
     PrometheusError,
+    client_from_params,
+    connection_argument_spec,
     plan_queries,
     run_queries,
 )
@@ -213,43 +178,31 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.redact import Secret
 
 
 def argument_spec():
-    return {
-        "url": {"type": "str", "required": True},
-        "query": {"type": "str"},
-        "queries": {"type": "dict"},
-        "time": {"type": "str"},
-        "start": {"type": "str"},
-        "end": {"type": "str"},
-        "step": {"type": "str"},
-        "timeout": {"type": "float", "default": 30},
-        "bearer_token": {"type": "str", "no_log": True},
-        "username": {"type": "str"},
-        "password": {"type": "str", "no_log": True},
-        "ca_cert": {"type": "path"},
-        "client_cert": {"type": "path"},
-        "client_key": {"type": "path", "no_log": False},
-        "validate_certs": {"type": "bool", "default": True},
-        "headers": {"type": "dict"},
-    }
+    spec = connection_argument_spec("url")
+    spec.update(
+        query={"type": "str"},
+        queries={"type": "dict"},
+        time={"type": "str"},
+        start={"type": "str"},
+        end={"type": "str"},
+        step={"type": "str"},
+    )
+    return spec
 
 
 def main():
     module = SecretHidingModule(
         argument_spec=argument_spec(), url_options=["url"], header_options=["headers"],
-        mutually_exclusive=[("query", "queries"), ("bearer_token", "username")],
+        mutually_exclusive=[("query", "queries")] + CONNECTION_MODULE_OPTIONS["mutually_exclusive"],
         required_one_of=[("query", "queries")],
-        required_together=[("username", "password")],
+        required_together=CONNECTION_MODULE_OPTIONS["required_together"],
         supports_check_mode=True,
     )
     params = module.params
     problem, plan = plan_queries(params, time.time())
     if problem:
         module.fail_json(msg=problem)
-    client = PrometheusClient(
-        params["url"], timeout=params["timeout"], headers=params["headers"],
-        bearer_token=params["bearer_token"], username=params["username"], password=params["password"],
-        validate_certs=params["validate_certs"], ca_cert=params["ca_cert"],
-        client_cert=params["client_cert"], client_key=params["client_key"])
+    client = client_from_params(params)
     try:
         results, warnings = run_queries(client, plan)
     except PrometheusError as err:

@@ -221,9 +221,19 @@ diff:
 """
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+    KubeError,
     auth_argument_spec,
+    fail_read,
     validated_module,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    apply_changes,
+    batch_failure,
+    report,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    argument_spec as reconcile_argument_spec,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     API_VERSION,
@@ -236,22 +246,10 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     wanted_settings,
 )
 
-if KUBERNETES_IMPORT_ERROR is None:
-
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-        KubeClient,
-        KubeError,
-        fail_read,
-    )
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
-        apply_changes,
-        batch_failure,
-        report,
-    )
-
 
 def argument_spec():
     spec = auth_argument_spec()
+    spec.update(reconcile_argument_spec())
     spec.update(
         namespaces={"type": "list", "elements": "str", "required": True},
         kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
@@ -264,8 +262,6 @@ def argument_spec():
         concurrency={"type": "int"},
         wait={"type": "bool", "default": False},
         wait_timeout={"type": "int", "default": 300},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        parallelism={"type": "int", "default": 8},
     )
     return spec
 

@@ -126,9 +126,16 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     sidecar_objects,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
     auth_argument_spec,
     validated_module,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    add_option_problems,
+    converge_owned,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
+    argument_spec as reconcile_argument_spec,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     Problems,
@@ -136,23 +143,16 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     check_name,
 )
 
-if KUBERNETES_IMPORT_ERROR is None:
-
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeClient
-    from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import converge_owned
-
 
 def argument_spec():
     spec = auth_argument_spec()
+    spec.update(reconcile_argument_spec(owned=True))
     spec.update(
         namespaces={"type": "list", "elements": "str", "required": True},
         name={"type": "str", "default": "default"},
         egress_hosts={"type": "list", "elements": "str", "default": list(DEFAULT_EGRESS_HOSTS)},
         outbound_traffic_policy={"type": "str", "choices": list(OUTBOUND_POLICIES)},
         workload_selector={"type": "dict"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        parallelism={"type": "int", "default": 8},
-        force={"type": "bool", "default": False},
     )
     return spec
 
@@ -174,8 +174,7 @@ def validate(params):
     if params["workload_selector"] is not None:
         for key, value in params["workload_selector"].items():
             problems.check(check_label, f"workload_selector.{key}", key, value)
-    if params["parallelism"] < 1:
-        problems.add("parallelism", "an integer of at least 1", params["parallelism"])
+    add_option_problems(problems, params)
     return problems.message()
 
 
