@@ -40,8 +40,10 @@ stage() {
 
 run_pytest() {
     local status=0
-    # The slowest tests are listed at the end, to keep the suite's cost in view.
-    PYTHONPATH="$(pwd)/${COLLECTIONS_DIR}:$(pwd)" python -m pytest --durations=20 || status=$?
+    # One worker per core (PYTEST_WORKERS overrides); each test file stays on one worker, as its
+    # servers are module-scoped. The slowest tests are listed at the end, to keep the cost in view.
+    PYTHONPATH="$(pwd)/${COLLECTIONS_DIR}:$(pwd)" python -m pytest -n "${PYTEST_WORKERS:-auto}" \
+        --dist loadfile --durations=15 || status=$?
     if ((status == 5)); then
         echo "pytest collected no tests: that is a failure here" >&2
     fi
