@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PYTHON VENV PYTHON_VERSION ANSIBLE_DIST_VERSION COLLECTIONS_DIR CACHE_DIR
 
-.PHONY: help setup lint sanity unit integration pytest molecule test bench run clean distclean
+.PHONY: help setup check lint sanity unit integration pytest molecule test bench run clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ $(VENV_STAMP): requirements.txt tools/setup_venv.sh
 $(COLLECTIONS_STAMP): requirements.yml tools/install_collections.sh | $(VENV_STAMP)
 	tools/install_collections.sh
 	@touch $@
+
+check: setup ## lint and unit tests: the quick loop while coding
+	tools/lint.sh
+	$(PYTEST) tests/unit -n auto $(PYTEST_ARGS)
 
 lint: setup ## ansible-lint, ruff and shellcheck
 	tools/lint.sh
