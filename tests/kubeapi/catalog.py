@@ -62,6 +62,7 @@ BUILTIN_TYPES = [
     _builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
              ("status",)),
     _builtin("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), ("status",)),
+    _builtin("", "v1", "LimitRange", "limitranges", True, ("limits",)),
     _builtin("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _builtin("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
     _builtin("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
