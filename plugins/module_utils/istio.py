@@ -92,16 +92,23 @@ def _is_namespace(value):
         return False
 
 
-def sidecar_objects(api_version, namespaces, name, egress_hosts, outbound_traffic_policy,
-                    workload_selector):
-    """One Sidecar per namespace, limiting what its proxies are told about."""
+def sidecar_object(api_version, namespace, name, egress_hosts, outbound_traffic_policy,
+                   workload_selector):
+    """One Sidecar, limiting what the proxies of its namespace (or selected workloads) are told about."""
     spec = {"egress": [{"hosts": list(egress_hosts)}]}
     if outbound_traffic_policy:
         spec["outboundTrafficPolicy"] = {"mode": outbound_traffic_policy}
     if workload_selector:
         spec["workloadSelector"] = {"labels": dict(workload_selector)}
-    return [{"apiVersion": f"{NETWORKING_GROUP}/{api_version}", "kind": "Sidecar",
-             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+    return {"apiVersion": f"{NETWORKING_GROUP}/{api_version}", "kind": "Sidecar",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def sidecar_objects(api_version, namespaces, name, egress_hosts, outbound_traffic_policy,
+                    workload_selector):
+    """One Sidecar per namespace, all with the same egress hosts."""
+    return [sidecar_object(api_version, namespace, name, egress_hosts, outbound_traffic_policy,
+                           workload_selector)
             for namespace in namespaces]
 
 
