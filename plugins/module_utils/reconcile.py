@@ -422,11 +422,12 @@ def missing_namespaces(client, namespaces):
 
 
 def converge_owned(module, client, desired, state, parallelism, fields=("spec",), extra=None,
-                   force=False):
+                   force=False, live=None):
     """Read, plan, write and report for objects meshtune owns; ends the module either way.
 
     Objects of the same name that meshtune does not manage are skipped, or with `force` taken
-    over; either way a warning names them.
+    over; either way a warning names them. `live` (as live_objects returns it) is for a caller
+    that read the objects already, and checked that their namespaces exist.
     """
     extra = extra or {}
     if not desired:
@@ -435,12 +436,13 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
     namespaces = {obj["metadata"]["namespace"] for obj in desired}
     try:
         resource = client.resource(api_version, kind)
-        if state == "present":
+        if live is None and state == "present":
             missing = missing_namespaces(client, namespaces)
             if missing:
                 module.fail_json(msg=f"Namespaces not found (nothing was changed): {', '.join(missing)}",
                                  **report([], module._diff, **extra))
-        live = live_objects(client, resource, namespaces)
+        if live is None:
+            live = live_objects(client, resource, namespaces)
     except KubeError as error:
         fail_read(module, error, f"{kind} objects")
     changes = plan_owned(client, resource, desired, live, state, fields, force)
