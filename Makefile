@@ -38,7 +38,7 @@ setup: $(VENV_STAMP) $(COLLECTIONS_STAMP) ## Virtual environment, collections, o
 	@tools/link_collection.sh
 	@python tools/ansible_test_offline_pip.py --download-dir $(CACHE_DIR)
 
-$(VENV_STAMP): requirements.txt tools/setup_venv.sh
+$(VENV_STAMP): requirements.txt requirements-runtime.txt tools/setup_venv.sh
 	tools/setup_venv.sh
 	@touch $@
 
