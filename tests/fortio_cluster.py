@@ -15,12 +15,13 @@ import time
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format, fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import (
+from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     DEFAULT_PERCENTILES,
     FortioBuckets,
-    Histogram,
+    HistogramRecorder,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from tests.fortio_samples import fortio_result
 
 NAMESPACE = "load"
@@ -56,7 +57,7 @@ def samples_for(index, scale=1.0):
 
 
 def histogram_of(samples):
-    histogram = Histogram(FortioBuckets())
+    histogram = HistogramRecorder(FortioBuckets())
     for value in samples:
         histogram.record(value)
     return histogram
@@ -70,7 +71,7 @@ def pod_result(index, url, scale=1.0):
         ActualQPS=49.9, ActualDuration=1002000000 + index, NumThreads=2, URL=url,
         StartTime=f"2026-11-30T08:00:0{index}.5Z",
         DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
-        ErrorsDurationHistogram=Histogram(FortioBuckets()).export(DEFAULT_PERCENTILES),
+        ErrorsDurationHistogram=HistogramRecorder(FortioBuckets()).export(DEFAULT_PERCENTILES),
         RetCodes={"200": len(samples) - index, "503": index} if index else {"200": len(samples)})
     result["Exactly"] = 0
     return result
@@ -78,7 +79,7 @@ def pod_result(index, url, scale=1.0):
 
 def pod_log(index, url, interleave=False, scale=1.0):
     """A fortio pod's log: stderr lines around the result, one log line inside it if asked."""
-    text = fortio_format.dumps(pod_result(index, url, scale))
+    text = run_result.dumps(pod_result(index, url, scale))
     if interleave:
         lines = text.splitlines(keepends=True)
         lines.insert(5, '{"ts":1764489600.5,"level":"warn","r":7,"msg":"slow connect"}\n')

@@ -2,7 +2,7 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """A performance report from load-test result files: JSON for tools, Markdown and HTML for people.
 
-Everything comes from files in fortio's JSON shape (read through fortio_format), so a report of a
+Everything comes from files in fortio's JSON shape (read through run_result), so a report of a
 past run is made the same way as one of a run that just finished. The report is built in three
 steps that can be tested apart:
 
@@ -27,14 +27,14 @@ from collections import OrderedDict, namedtuple
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import plots
 from ansible_collections.meshtune.mesh.plugins.module_utils.files import write_atomically
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import redact_url
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     is_success_code,
     percentile_from_buckets,
     read_result_file,
     summarize,
     validate_result,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.redact import redact_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.slo import format_number
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 

@@ -18,7 +18,7 @@ __metaclass__ = type
 import math
 from collections import OrderedDict, namedtuple
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     read_result_file,
     validate_result,
 )

@@ -577,11 +577,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors impor
     CLIENT_ERROR_KINDS,
     LOCAL_ERROR_KINDS,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
-    result_from_run,
-    summarize,
-    write_result_file,
-)
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options import (
     ENGINES,
     spec_from_params,
@@ -590,6 +585,11 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.redact import (
     SecretHidingModule,
     redact_fields,
     redact_url,
+)
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
+    result_from_run,
+    summarize,
+    write_result_file,
 )
 
 

@@ -11,8 +11,9 @@ import json
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format, fortio_job
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import DEFAULT_PERCENTILES
+from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import DEFAULT_PERCENTILES
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import main
 from tests.ansible_runner import run_module
 from tests.fortio_cluster import NAMESPACE, Cluster, histogram_of, kube_apis, pod_result, samples_for
@@ -146,7 +147,7 @@ def test_a_run_creates_the_objects_merges_the_pod_results_and_cleans_up(kubeapi,
     assert [pod["node"] for pod in result["pods"]] == ["worker-0", "worker-1"]
     assert result["pods"][0]["summary"]["requests"] == 400
     assert result["pods"][0]["summary"]["p50_ms"] < result["pods"][1]["summary"]["p50_ms"]
-    assert fortio_format.loads(result_file.read_text()) == merged
+    assert run_result.loads(result_file.read_text()) == merged
     progress = progress_file.read_text()
     for phase in ("start: fortio 1.77.0, 2 client pods", "server ready", "job running 2/2 pods",
                   "done: p50="):

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import engine, fortio_format
+from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import engine
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import main
 from tests.ansible_runner import run_module
 from tests.integration.test_load_engine import self_signed
@@ -123,9 +124,9 @@ def test_a_run_returns_and_writes_a_fortio_result_and_progress(tmp_path):
     assert fortio["ClientErrors"] == {} and fortio["NotSent"] == 0
     assert result["result_file"] == str(result_file)
     text = result_file.read_text(encoding="utf-8")
-    assert fortio_format.loads(text) == fortio
-    assert fortio_format.dumps(fortio_format.loads(text)) == text
-    view = fortio_format.FortioResult("result", fortio_format.read_result_file("r", str(result_file)))
+    assert run_result.loads(text) == fortio
+    assert run_result.dumps(run_result.loads(text)) == text
+    view = run_result.FortioResult("result", run_result.read_result_file("r", str(result_file)))
     assert view.percentile_ms(99) == pytest.approx(summary["p99_ms"], abs=0.001)
     lines = progress_file.read_text(encoding="utf-8").splitlines()
     assert "start: 200 qps, 4 connections, 1500ms after 500ms warm-up" in lines[0]
@@ -156,7 +157,7 @@ def test_the_module_runs_under_ansible_playbook(tmp_path):
     assert not outcome.get("failed"), outcome
     assert outcome["summary"]["requests"] == 100
     assert outcome["summary"]["achieved_qps"] == pytest.approx(100, rel=0.01)
-    assert fortio_format.loads(result_file.read_text(encoding="utf-8"))["RetCodes"] == {"200": 100}
+    assert run_result.loads(result_file.read_text(encoding="utf-8"))["RetCodes"] == {"200": 100}
 
 
 @pytest.mark.parametrize(("options", "path", "expected"), [
@@ -225,7 +226,7 @@ def test_a_target_that_stalls_ends_the_run_and_marks_the_slipped_schedule(tmp_pa
     assert result["summary"]["not_sent"] == result["result"]["NotSent"] == schedule["not_sent"]
     assert result["errors"]["timeout"] == schedule["sent"] == result["summary"]["server_errors"]
     assert "more than the timeout" in result["first_errors"]["not_sent"]
-    assert fortio_format.loads(result_file.read_text())["NotSent"] == schedule["not_sent"]
+    assert run_result.loads(result_file.read_text())["NotSent"] == schedule["not_sent"]
     # Allowed to slip: a result with a warning instead of a failure.
     assert not tolerated.get("failed"), tolerated
     assert tolerated["schedule"]["slipped"] is False and tolerated["schedule"]["not_sent"] > 50

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.files import write_atomically
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     loads,
     write_result_file,
 )

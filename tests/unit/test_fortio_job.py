@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format, fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options import spec_from_params
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import argument_spec
@@ -108,21 +109,21 @@ def test_the_result_is_found_among_log_lines():
     result = fortio_result()
     text = ("plain text log line\n"
             '{"ts":1,"level":"info","msg":"one-line JSON log"}\n'
-            + fortio_format.dumps(result) + "All done 10000 calls\n")
+            + run_result.dumps(result) + "All done 10000 calls\n")
     assert fortio_job.extract_result(text) == json.loads(json.dumps(result))
 
 
 def test_log_lines_inside_the_result_are_skipped():
-    lines = fortio_format.dumps(fortio_result()).splitlines()
+    lines = run_result.dumps(fortio_result()).splitlines()
     lines.insert(3, '{"ts":2,"level":"warn","msg":"written while the result was"}')
     lines.insert(10, "a plain line too")
     assert fortio_job.extract_result("\n".join(lines))["DurationHistogram"]["Count"] == 10000
 
 
 def test_the_last_result_wins_and_other_objects_are_ignored():
-    first = fortio_format.dumps(fortio_result(Labels="first"))
+    first = run_result.dumps(fortio_result(Labels="first"))
     other = json.dumps({"not": "a result"}, indent=2) + "\n"
-    last = fortio_format.dumps(fortio_result(Labels="last"))
+    last = run_result.dumps(fortio_result(Labels="last"))
     assert fortio_job.extract_result(first + other + last)["Labels"] == "last"
 
 

@@ -1,4 +1,4 @@
-"""One check of a whole fortio result (fortio_format.validate_result), shared by slo_check and
+"""One check of a whole fortio result (run_result.validate_result), shared by slo_check and
 perf_report: every impossible figure is refused with the file and the JSON path, never judged."""
 
 from __future__ import annotations
@@ -8,13 +8,12 @@ import json
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils import report, slo
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import (
+from ansible_collections.meshtune.mesh.plugins.module_utils import report, run_result, slo
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     DEFAULT_PERCENTILES,
     LOG_LINEAR,
     FortioBuckets,
-    Histogram,
+    HistogramRecorder,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption
 from tests.fortio_samples import fortio_result
@@ -92,7 +91,7 @@ def impossible(change):
 @pytest.mark.parametrize(("change", "path", "expected"), IMPOSSIBLE)
 def test_validate_result_names_the_impossible_field(change, path, expected):
     with pytest.raises(InvalidOption) as raised:
-        fortio_format.validate_result("result", impossible(change))
+        run_result.validate_result("result", impossible(change))
     assert raised.value.path == f"result.{path}"
     assert expected in raised.value.expected
 
@@ -128,18 +127,18 @@ def test_an_inline_result_is_checked_the_same_way():
 
 
 def test_what_fortio_and_the_local_engine_write_passes():
-    assert fortio_format.validate_result("result", fortio_result()) is not None
-    assert fortio_format.validate_result("result", fortio_result(
+    assert run_result.validate_result("result", fortio_result()) is not None
+    assert run_result.validate_result("result", fortio_result(
         RequestedQPS="max", ErrorsDurationHistogram=None, RetCodes={"200": 9990, "-1": 10})) is not None
     for layout in (LOG_LINEAR, FortioBuckets()):
         for latencies in ([0.0], [0.25], [0.0001 * i for i in range(1, 5000)], [0.001, 0.001, 7.5]):
-            recorded = Histogram(layout)
+            recorded = HistogramRecorder(layout)
             for latency in latencies:
                 recorded.record(latency)
-            empty = Histogram(layout).export(DEFAULT_PERCENTILES)
+            empty = HistogramRecorder(layout).export(DEFAULT_PERCENTILES)
             result = fortio_result(DurationHistogram=recorded.export(DEFAULT_PERCENTILES),
                                    ErrorsDurationHistogram=empty, RetCodes={"200": len(latencies)})
-            fortio_format.validate_result("result", result)
+            run_result.validate_result("result", result)
 
 
 def deeply_nested(depth: int) -> str:

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import slo
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     FortioResult,
     percentile_from_buckets,
 )

@@ -64,6 +64,7 @@ import os
 import socket
 import time
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import HistogramRecorder
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.asyncio_driver import (
     AsyncioDriver,
     client_ssl_context,
@@ -75,7 +76,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors impor
     LoadError,
     describe_error,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import Histogram
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.http1 import build_request, parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.schedule import (
     Plan,
@@ -153,7 +153,7 @@ class LoadSpec:
 
 
 class RunResult:
-    """Figures of one run; fortio_format.result_from_run turns it into fortio's JSON shape.
+    """Figures of one run; run_result.result_from_run turns it into fortio's JSON shape.
 
     histogram: latency of every measured request, from its intended send time (errors included,
     as in fortio's DurationHistogram); errors_histogram: the same for failed requests only;
@@ -170,9 +170,9 @@ class RunResult:
     def __init__(self, spec):
         self.spec = spec
         self.start_time = None
-        self.histogram = Histogram()
-        self.errors_histogram = Histogram()
-        self.service_histogram = Histogram()
+        self.histogram = HistogramRecorder()
+        self.errors_histogram = HistogramRecorder()
+        self.service_histogram = HistogramRecorder()
         self.codes = {}
         self.error_kinds = {}
         self.sent = 0
@@ -301,9 +301,9 @@ class _Run:
         self.slots = [self.driver.new_slot() for _slot in range(share.connections)]
         self.latencies = []
         self.service_times = []
-        self.histogram = Histogram()
-        self.errors_histogram = Histogram()
-        self.service_histogram = Histogram()
+        self.histogram = HistogramRecorder()
+        self.errors_histogram = HistogramRecorder()
+        self.service_histogram = HistogramRecorder()
         self.codes = {}
         self.error_kinds = {}
         self.sent = 0
@@ -497,7 +497,7 @@ class _ProgressMerger:
             snapshots = [got.get(worker) or self.final[worker] for worker in range(self.workers)]
             del self.ticks[tick]
             self.emitted = tick
-            histogram = Histogram()
+            histogram = HistogramRecorder()
             for snapshot in snapshots:
                 histogram.merge(snapshot["histogram"])
             current = max(got.values(), key=lambda snapshot: snapshot["elapsed"])

@@ -46,7 +46,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     auth_argument_spec,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import ERROR_KINDS
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     go_duration,
     merge_results,
     summarize,

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_format
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec, RunResult
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import (
+from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     LOG_LINEAR,
     FortioBuckets,
-    Histogram,
+    HistogramRecorder,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec, RunResult
 
 # A result as `fortio load -qps 40 -c 2 -t 100ms -json - -payload foo http://localhost:8080/?a=1&b=2`
 # writes it: Go's json.MarshalIndent with two spaces, the fields of periodic.RunnerResults and
@@ -175,14 +175,14 @@ FORTIO_SAMPLE = """\
 
 
 def test_a_fortio_result_read_and_written_back_is_byte_for_byte_the_same(tmp_path):
-    result = fortio_format.loads(FORTIO_SAMPLE)
-    assert fortio_format.dumps(result) == FORTIO_SAMPLE
+    result = run_result.loads(FORTIO_SAMPLE)
+    assert run_result.dumps(result) == FORTIO_SAMPLE
     assert result["URL"] == "http://localhost:8080/?a=1&b=2"
     assert result == json.loads(FORTIO_SAMPLE)
     path = tmp_path / "copy.json"
-    fortio_format.write_result_file(str(path), result)
+    run_result.write_result_file(str(path), result)
     assert path.read_text(encoding="utf-8") == FORTIO_SAMPLE
-    assert fortio_format.loads(path.read_text(encoding="utf-8")) == result
+    assert run_result.loads(path.read_text(encoding="utf-8")) == result
 
 
 @pytest.mark.parametrize(("value", "text"), [
@@ -192,11 +192,11 @@ def test_a_fortio_result_read_and_written_back_is_byte_for_byte_the_same(tmp_pat
     (38.44836361217263, "38.44836361217263"), (0.0, "0"),
 ])
 def test_floats_are_written_as_go_writes_them(value, text):
-    assert fortio_format.dumps(value) == text + "\n"
+    assert run_result.dumps(value) == text + "\n"
 
 
 def test_strings_are_escaped_as_go_escapes_them():
-    assert fortio_format.dumps("<a href=x&y>\u2028é\n\t\"") == \
+    assert run_result.dumps("<a href=x&y>\u2028é\n\t\"") == \
         '"\\u003ca href=x\\u0026y\\u003e\\u2028é\\n\\t\\""\n'
 
 
@@ -213,17 +213,17 @@ JSON_VALUES = st.recursive(
 @settings(max_examples=100, deadline=None)
 @given(JSON_VALUES)
 def test_any_json_value_survives_a_write_and_read(value):
-    text = fortio_format.dumps(value)
-    assert fortio_format.loads(text) == value
-    assert fortio_format.dumps(fortio_format.loads(text)) == text
+    text = run_result.dumps(value)
+    assert run_result.loads(text) == value
+    assert run_result.dumps(run_result.loads(text)) == text
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_any_float_text_survives_a_read_and_write(value):
-    text = fortio_format.dumps(value)
-    assert fortio_format.dumps(fortio_format.loads(text)) == text
-    assert float(fortio_format.loads(text)) == value
+    text = run_result.dumps(value)
+    assert run_result.dumps(run_result.loads(text)) == text
+    assert float(run_result.loads(text)) == value
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -231,14 +231,14 @@ def test_any_float_text_survives_a_read_and_write(value):
     (0.0000015, "1.5µs"), (0, "0s"), (7322.5, "2h2m2.5s"), (0.000000042, "42ns"),
 ])
 def test_durations_are_written_as_go_writes_them(seconds, text):
-    assert fortio_format.go_duration(seconds) == text
+    assert run_result.go_duration(seconds) == text
 
 
 def test_start_times_are_written_as_rfc3339_nano():
     zone = datetime.timezone(datetime.timedelta(hours=-7))
-    assert fortio_format.rfc3339_nano(datetime.datetime(2022, 3, 19, 15, 34, 23, 279389, zone)) == \
+    assert run_result.rfc3339_nano(datetime.datetime(2022, 3, 19, 15, 34, 23, 279389, zone)) == \
         "2022-03-19T15:34:23.279389-07:00"
-    assert fortio_format.rfc3339_nano(datetime.datetime(2022, 3, 19, 15, 34, 23, 0, datetime.UTC)) == \
+    assert run_result.rfc3339_nano(datetime.datetime(2022, 3, 19, 15, 34, 23, 0, datetime.UTC)) == \
         "2022-03-19T15:34:23Z"
 
 
@@ -265,8 +265,8 @@ def test_a_local_engine_result_has_fortios_shape_and_reads_back():
     rng = random.Random(3)
     samples = [rng.uniform(0.001, 0.05) for _sample in range(400)]
     codes = [200] * 390 + [503] * 5 + [-1] * 5
-    result = fortio_format.result_from_run(local_run(samples, codes, {"timeout": 5}), labels="t")
-    assert list(result)[:11] == list(fortio_format.FORTIO_HTTP_FIELDS)[:11]
+    result = run_result.result_from_run(local_run(samples, codes, {"timeout": 5}), labels="t")
+    assert list(result)[:11] == list(run_result.FORTIO_HTTP_FIELDS)[:11]
     assert result["RequestedQPS"] == "200"
     assert result["RequestedDuration"] == "2s"
     assert result["ActualDuration"] == 2_000_000_000
@@ -274,18 +274,18 @@ def test_a_local_engine_result_has_fortios_shape_and_reads_back():
     assert result["RetCodes"] == {"-1": 5, "200": 390, "503": 5}
     assert result["ErrorsDurationHistogram"]["Count"] == 10
     assert result["StartTime"] == "2026-11-30T08:00:00.123Z"
-    text = fortio_format.dumps(result)
-    back = fortio_format.loads(text)
-    assert fortio_format.dumps(back) == text
-    rebuilt = fortio_format.histogram_from_result(back)
+    text = run_result.dumps(result)
+    back = run_result.loads(text)
+    assert run_result.dumps(back) == text
+    rebuilt = run_result.histogram_from_result(back)
     assert rebuilt.layout == LOG_LINEAR
     assert rebuilt.count == 400
     # The judging side reads it through the shared reader.
-    view = fortio_format.FortioResult("result", back)
+    view = run_result.FortioResult("result", back)
     assert view.success_rate() == pytest.approx(390 / 400)
     assert view.qps_ratio() == pytest.approx(1.0)
     assert view.percentile_ms(99) == pytest.approx(rebuilt.percentile(99) * 1000)
-    summary = fortio_format.summarize(back)
+    summary = run_result.summarize(back)
     assert summary["requests"] == 400
     assert summary["errors"] == 10
     assert summary["achieved_qps"] == 200.0
@@ -295,7 +295,7 @@ def test_a_local_engine_result_has_fortios_shape_and_reads_back():
 def test_a_run_in_requests_mode_at_full_speed_is_labelled_as_fortio_labels_it():
     run = local_run([0.001, 0.002])
     run.spec = LoadSpec("http://127.0.0.1:8080/", qps=0, connections=4, requests=2)
-    result = fortio_format.result_from_run(run)
+    result = run_result.result_from_run(run)
     assert result["RequestedQPS"] == "max"
     assert result["RequestedDuration"] == "exactly 2 calls"
     assert result["Exactly"] == 2
@@ -306,11 +306,11 @@ def test_local_engine_results_merge_exactly():
     parts = [[rng.lognormvariate(-5, 1) for _sample in range(rng.randrange(50, 500))] for _part in range(4)]
     starts = [datetime.datetime(2026, 11, 30, 8, 0, second, tzinfo=datetime.UTC)
               for second in (3, 1, 2, 4)]
-    results = [fortio_format.loads(fortio_format.dumps(fortio_format.result_from_run(
+    results = [run_result.loads(run_result.dumps(run_result.result_from_run(
         local_run(part, start=start)))) for part, start in zip(parts, starts, strict=True)]
-    merged = fortio_format.merge_results(results)
+    merged = run_result.merge_results(results)
     everything = [value for part in parts for value in part]
-    whole = fortio_format.result_from_run(local_run(everything))["DurationHistogram"]
+    whole = run_result.result_from_run(local_run(everything))["DurationHistogram"]
     for key in ("Count", "Min", "Max", "Data", "Percentiles"):
         assert merged["DurationHistogram"][key] == whole[key], key
     assert math.isclose(merged["DurationHistogram"]["Sum"], whole["Sum"], rel_tol=1e-12)
@@ -324,13 +324,13 @@ def test_local_engine_results_merge_exactly():
 def fortio_written(samples, resolution=0.001):
     """The two histograms of a result as fortio itself would write them for these latencies."""
     layout = FortioBuckets(resolution)
-    histogram = Histogram(layout)
+    histogram = HistogramRecorder(layout)
     for value in samples:
         histogram.record(value)
     return {"RunType": "HTTP", "StartTime": "2026-11-30T09:00:00.5+01:00", "RequestedQPS": "100",
             "RequestedDuration": "30s", "ActualQPS": 99.9, "ActualDuration": 30_000_000_000,
             "NumThreads": 8, "DurationHistogram": histogram.export(),
-            "ErrorsDurationHistogram": Histogram(layout).export(),
+            "ErrorsDurationHistogram": HistogramRecorder(layout).export(),
             "RetCodes": {"200": len(samples)}, "URL": "http://svc.shop:8080/"}
 
 
@@ -338,8 +338,8 @@ def fortio_written(samples, resolution=0.001):
 @given(parts=st.lists(st.lists(st.floats(0.0, 5.0), min_size=1, max_size=300), min_size=2,
                       max_size=5))
 def test_results_written_by_fortio_in_several_pods_merge_exactly(parts):
-    results = [fortio_format.loads(fortio_format.dumps(fortio_written(part))) for part in parts]
-    merged = fortio_format.merge_results(results)
+    results = [run_result.loads(run_result.dumps(fortio_written(part))) for part in parts]
+    merged = run_result.merge_results(results)
     whole = fortio_written([value for part in parts for value in part])["DurationHistogram"]
     for key in ("Count", "Min", "Max", "Data", "Percentiles"):
         assert merged["DurationHistogram"][key] == whole[key], key
@@ -348,7 +348,7 @@ def test_results_written_by_fortio_in_several_pods_merge_exactly(parts):
 
 
 def test_fortios_published_result_rebuilds_with_fortios_layout():
-    rebuilt = fortio_format.histogram_from_result(fortio_format.loads(FORTIO_SAMPLE))
+    rebuilt = run_result.histogram_from_result(run_result.loads(FORTIO_SAMPLE))
     assert rebuilt.count == 4
     assert rebuilt.percentile(50) == pytest.approx(0.0004920823333333334, rel=1e-15)
 
@@ -357,14 +357,14 @@ def test_fortio_results_with_another_resolution_need_it_named():
     samples = [0.00012 * step for step in range(1, 400)]
     result = fortio_written(samples, resolution=0.0001)
     with pytest.raises(ValueError, match="cannot be merged exactly"):
-        fortio_format.merge_results([result, result])
-    merged = fortio_format.merge_results([result, result], resolution=0.0001)
+        run_result.merge_results([result, result])
+    merged = run_result.merge_results([result, result], resolution=0.0001)
     assert merged["DurationHistogram"]["Count"] == 2 * len(samples)
 
 
 def test_results_of_different_layouts_do_not_merge():
     rng = random.Random(9)
-    local = fortio_format.result_from_run(local_run([rng.uniform(0.001, 0.2) for _sample in range(200)]))
+    local = run_result.result_from_run(local_run([rng.uniform(0.001, 0.2) for _sample in range(200)]))
     fortio = fortio_written([rng.uniform(0.001, 0.2) for _sample in range(200)])
     with pytest.raises(ValueError, match="cannot be merged exactly"):
-        fortio_format.merge_results([local, fortio])
+        run_result.merge_results([local, fortio])

@@ -15,7 +15,7 @@ bound. fortio's own histograms use a fixed table of boundaries scaled by a resol
 exactly.
 
 Percentiles are computed the way fortio computes them (linear interpolation inside the bucket
-that holds the percentile's rank, see fortio_format.percentile_from_buckets), so a percentile read
+that holds the percentile's rank, see percentile_from_buckets), so a percentile read
 back from a result file and one recomputed from its buckets agree. The true sample of that rank
 lies in the same bucket, hence the error bound of the bucket width.
 """
@@ -27,12 +27,32 @@ __metaclass__ = type
 import bisect
 import math
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_format import (
-    percentile_from_buckets,
-)
-
 # fortio's default `-p` list.
 DEFAULT_PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9)
+
+
+def percentile_from_buckets(buckets, count, minimum, maximum, percentile):
+    """The value below which `percentile` % of the calls fall, estimated the way fortio does.
+
+    fortio's CalcPercentile: at or below the share of one call the minimum, at 100 % the
+    maximum, otherwise linear interpolation inside the bucket whose cumulative share first
+    reaches the percentile, from the previous bucket's cumulative share to this one's.
+    `buckets` are (start, end, cumulative_percent) in increasing order.
+    """
+    if not buckets or count <= 0:
+        raise ValueError("no buckets")
+    if percentile >= 100:
+        return maximum
+    previous = 100.0 / count
+    if percentile <= previous:
+        return minimum
+    for start, end, cumulative in buckets:
+        if percentile <= cumulative:
+            if cumulative <= previous:
+                return end
+            return start + (percentile - previous) / (cumulative - previous) * (end - start)
+        previous = cumulative
+    return maximum
 
 
 class LogLinearBuckets:
@@ -138,7 +158,7 @@ class FortioBuckets:
 LOG_LINEAR = LogLinearBuckets()
 
 
-class Histogram:
+class HistogramRecorder:
     """Counts per bucket plus count, min, max and sum, as fortio's Counter keeps, and the sum of
     squared deviations from the mean (Welford's update, Chan's merge) for the standard
     deviation: fortio's sum of squares loses all precision when the samples are close together.
@@ -225,7 +245,7 @@ class Histogram:
         self.total += total
 
     def copy(self):
-        clone = Histogram(self.layout)
+        clone = HistogramRecorder(self.layout)
         return clone.merge(self)
 
     @property

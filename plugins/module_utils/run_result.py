@@ -24,6 +24,13 @@ from collections import OrderedDict
 from decimal import Decimal
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.files import write_atomically
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
+    DEFAULT_PERCENTILES,
+    LOG_LINEAR,
+    FortioBuckets,
+    HistogramRecorder,
+    percentile_from_buckets,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption
 
 # gRPC health runs report these instead of HTTP codes.
@@ -78,32 +85,9 @@ def _describe(value):
     return value
 
 
-def percentile_from_buckets(buckets, count, minimum, maximum, percentile):
-    """The value below which `percentile` % of the calls fall, estimated the way fortio does.
-
-    fortio's CalcPercentile: at or below the share of one call the minimum, at 100 % the
-    maximum, otherwise linear interpolation inside the bucket whose cumulative share first
-    reaches the percentile, from the previous bucket's cumulative share to this one's.
-    `buckets` are (start, end, cumulative_percent) in increasing order.
-    """
-    if not buckets or count <= 0:
-        raise ValueError("no buckets")
-    if percentile >= 100:
-        return maximum
-    previous = 100.0 / count
-    if percentile <= previous:
-        return minimum
-    for start, end, cumulative in buckets:
-        if percentile <= cumulative:
-            if cumulative <= previous:
-                return end
-            return start + (percentile - previous) / (cumulative - previous) * (end - start)
-        previous = cumulative
-    return maximum
-
-
-class Histogram:
-    """One of fortio's histograms (`DurationHistogram`, `ErrorsDurationHistogram`)."""
+class HistogramReader:
+    """One of fortio's histograms as a result document holds it (`DurationHistogram`,
+    `ErrorsDurationHistogram`); histogram.HistogramRecorder is the one a run records into."""
 
     def __init__(self, where, data):
         if not isinstance(data, dict):
@@ -193,7 +177,7 @@ class FortioResult:
     def histogram(self, key="DurationHistogram"):
         if key not in self.data:
             raise InvalidOption(f"{self.where}.{key}", "a fortio histogram", None)
-        return Histogram(f"{self.where}.{key}", self.data[key])
+        return HistogramReader(f"{self.where}.{key}", self.data[key])
 
     def percentile_ms(self, percentile):
         """Latency at `percentile` (50, 99.9) in milliseconds, over all calls (errors included)."""
@@ -443,13 +427,6 @@ _GO_STRING_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                       ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
-def _histograms():
-    """The histogram module, imported on use: it builds on percentile_from_buckets above."""
-    from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import histogram
-
-    return histogram
-
-
 def loads(text):
     """A result document from JSON text: objects keep their key order, integers stay integers."""
     return json.loads(text)
@@ -563,7 +540,7 @@ def result_from_run(run, labels="", percentiles=None):
     (timeout, connection_refused, connection_reset, protocol, other); fortio's readers ignore it.
     """
     spec = run.spec
-    percentiles = tuple(percentiles or _histograms().DEFAULT_PERCENTILES)
+    percentiles = tuple(percentiles or DEFAULT_PERCENTILES)
     if spec.requests is not None:
         requested_duration = f"exactly {spec.requests} calls"
     else:
@@ -605,15 +582,14 @@ def result_layout(result, resolution=0.001, offset=0.0):
     The local engine writes log-linear buckets; fortio its fixed table scaled by the run's
     resolution (fortio -r, 0.001 s unless changed) and offset, which its results do not record.
     """
-    histograms = _histograms()
     if result.get("Version") == LOCAL_ENGINE_VERSION:
-        return histograms.LOG_LINEAR
-    return histograms.FortioBuckets(resolution, offset)
+        return LOG_LINEAR
+    return FortioBuckets(resolution, offset)
 
 
 def _rebuild(data, layout, where):
     try:
-        return _histograms().Histogram.from_data(data or {}, layout)
+        return HistogramRecorder.from_data(data or {}, layout)
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{where}: its buckets do not fit the {layout.name} layout, so it cannot be "
                          f"merged exactly (for fortio results, pass the run's -r resolution): {err}"
@@ -621,7 +597,7 @@ def _rebuild(data, layout, where):
 
 
 def histogram_from_result(result, key="DurationHistogram", resolution=0.001, offset=0.0):
-    """A mergeable histogram.Histogram rebuilt from a result's Data buckets (ValueError if not)."""
+    """A mergeable histogram.HistogramRecorder rebuilt from a result's Data buckets (ValueError if not)."""
     return _rebuild(result.get(key), result_layout(result, resolution, offset), key)
 
 
@@ -631,7 +607,7 @@ def _percentile_list(histograms):
         for entry in data.get("Percentiles") or []:
             if entry["Percentile"] not in listed:
                 listed.append(entry["Percentile"])
-    return tuple(float(p) for p in listed) or _histograms().DEFAULT_PERCENTILES
+    return tuple(float(p) for p in listed) or DEFAULT_PERCENTILES
 
 
 def _common(results, key, joiner=" , "):
@@ -653,7 +629,7 @@ def merge_results(results, resolution=0.001, offset=0.0):
     and ActualDuration the longest window. All histograms must share one bucket layout: the
     local engine's, or fortio's at `resolution`/`offset` (ValueError otherwise).
     """
-    histogram_class = _histograms().Histogram
+    histogram_class = HistogramRecorder
     results = list(results)
     if not results:
         raise ValueError("no results to merge")

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.histogram import (
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     DEFAULT_PERCENTILES,
     LOG_LINEAR,
     FortioBuckets,
-    Histogram,
+    HistogramRecorder,
 )
 
 # Percentiles people ask for: fortio's defaults, whole numbers, a few finer tails.
@@ -39,8 +39,8 @@ def exact_percentile(samples: list[float], percentile: float) -> float:
     return ordered[max(rank, 1) - 1]
 
 
-def histogram_of(samples, layout=None) -> Histogram:
-    histogram = Histogram(layout)
+def histogram_of(samples, layout=None) -> HistogramRecorder:
+    histogram = HistogramRecorder(layout)
     for value in samples:
         histogram.record(value)
     return histogram
@@ -91,7 +91,7 @@ def test_merged_histograms_equal_one_histogram_of_all_samples(samples, parts, se
     pieces = [[] for _piece in range(parts)]
     for value in samples:
         pieces[rng.randrange(parts)].append(value)
-    merged = Histogram()
+    merged = HistogramRecorder()
     for piece in pieces:
         merged.merge(histogram_of(piece))
     whole = histogram_of(samples)
@@ -107,7 +107,7 @@ def test_merged_histograms_equal_one_histogram_of_all_samples(samples, parts, se
 def test_rebuilding_from_exported_buckets_gives_back_the_same_histogram(samples):
     original = histogram_of(samples)
     exported = original.export()
-    rebuilt = Histogram.from_data(exported, LOG_LINEAR)
+    rebuilt = HistogramRecorder.from_data(exported, LOG_LINEAR)
     assert rebuilt.counts == original.counts
     again = rebuilt.export()
     for key in ("Count", "Min", "Max", "Sum", "Avg", "Data", "Percentiles"):
@@ -116,18 +116,18 @@ def test_rebuilding_from_exported_buckets_gives_back_the_same_histogram(samples)
 
 
 def test_empty_histogram_exports_like_fortio():
-    assert Histogram().export() == {"Count": 0, "Min": 0.0, "Max": 0.0, "Sum": 0.0, "Avg": 0.0,
+    assert HistogramRecorder().export() == {"Count": 0, "Min": 0.0, "Max": 0.0, "Sum": 0.0, "Avg": 0.0,
                                     "StdDev": 0.0, "Data": None}
-    assert Histogram().percentile(99) == 0.0
-    assert Histogram.from_data({"Count": 0, "Data": None}, LOG_LINEAR).count == 0
+    assert HistogramRecorder().percentile(99) == 0.0
+    assert HistogramRecorder.from_data({"Count": 0, "Data": None}, LOG_LINEAR).count == 0
 
 
 def test_merging_different_layouts_is_refused():
     with pytest.raises(ValueError, match="different buckets"):
-        Histogram().merge(Histogram(FortioBuckets(0.001)))
+        HistogramRecorder().merge(HistogramRecorder(FortioBuckets(0.001)))
 
 
-# fortio's own histogram (stats.Histogram) ---------------------------------------------------
+# fortio's own histogram (stats.HistogramRecorder) ---------------------------------------------------
 
 def test_fortio_layout_puts_boundary_values_in_the_lower_bucket():
     layout = FortioBuckets(0.001)
@@ -146,7 +146,7 @@ def test_fortio_percentiles_match_fortios_published_example():
     data = {"Count": 4, "Min": 0.00027292, "Max": 0.000930407, "Sum": 0.002332047,
             "Avg": 0.00058301175, "StdDev": 0.00028491034912527755,
             "Data": [{"Start": 0.00027292, "End": 0.000930407, "Percent": 100, "Count": 4}]}
-    histogram = Histogram.from_data(data, FortioBuckets(0.001))
+    histogram = HistogramRecorder.from_data(data, FortioBuckets(0.001))
     published = {50: 0.0004920823333333334, 75: 0.0007112446666666667, 90: 0.0008427420666666666,
                  99: 0.0009216405066666668, 99.9: 0.0009295303506666667}
     for percentile, value in published.items():
@@ -160,10 +160,10 @@ def test_fortio_percentiles_match_fortios_published_example():
 def test_fortio_layout_histograms_rebuild_and_merge_exactly(samples, parts, resolution):
     layout = FortioBuckets(resolution)
     pieces = [samples[index::parts] for index in range(parts)]
-    merged = Histogram(layout)
+    merged = HistogramRecorder(layout)
     for piece in pieces:
         if piece:
-            merged.merge(Histogram.from_data(histogram_of(piece, layout).export(), layout))
+            merged.merge(HistogramRecorder.from_data(histogram_of(piece, layout).export(), layout))
     whole = histogram_of(samples, layout).export()
     merged_data = merged.export()
     for key in ("Count", "Min", "Max", "Data", "Percentiles"):
@@ -174,7 +174,7 @@ def test_fortio_layout_histograms_rebuild_and_merge_exactly(samples, parts, reso
 @given(LOG_SAMPLES, st.integers(1, 7), st.sampled_from([LOG_LINEAR, FortioBuckets(0.001)]))
 def test_recording_in_batches_equals_recording_one_by_one(samples, batches, layout):
     one_by_one = histogram_of(samples, layout)
-    batched = Histogram(layout)
+    batched = HistogramRecorder(layout)
     size = -(-len(samples) // batches)
     for start in range(0, len(samples), size):
         batched.record_many(samples[start:start + size])
