@@ -18,11 +18,12 @@ import re
 import time
 from collections import namedtuple
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, fail_read
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     Change,
     add_option_problems,
     live_objects,
+    report,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
@@ -169,9 +170,8 @@ def _check_list(problems, option, values, label):
         problems.add(option, "each entry once", values)
 
 
-def validate(params):
-    """Every problem with the options, as one message; None when all is well."""
-    problems = Problems()
+def add_selection_problems(problems, params):
+    """Add to validate.Problems what is wrong with namespaces, names, kinds and label_selector."""
     _check_list(problems, "namespaces", params["namespaces"], label=True)
     if params.get("names") is not None:
         _check_list(problems, "names", params["names"], label=False)
@@ -182,14 +182,58 @@ def validate(params):
         problems.add("kinds", "each kind once", kinds)
     if params.get("label_selector"):
         problems.check(check_label_selector, "label_selector", params["label_selector"])
+
+
+def _add_setting_problems(problems, settings, prefix=""):
+    """Quantities, their request/limit pairs and concurrency of one set of settings."""
     for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
-        well_formed = [problems.check(_check_quantity, option, params.get(option))
+        well_formed = [problems.check(_check_quantity, prefix + option, settings.get(option))
                        for option in (request, limit)]
         if all(well_formed):
-            problems.check(check_quantity_pair, request, params.get(request), limit,
-                           params.get(limit))
-    problems.check(check_range, "concurrency", params.get("concurrency"), 0, MAX_CONCURRENCY)
-    if params["state"] == "present" and all(params.get(o) is None for o in SETTING_OPTIONS):
+            problems.check(check_quantity_pair, prefix + request, settings.get(request),
+                           prefix + limit, settings.get(limit))
+    problems.check(check_range, prefix + "concurrency", settings.get("concurrency"), 0, MAX_CONCURRENCY)
+
+
+def entry_settings(params, entry):
+    """The settings of one `workloads` entry: its own, else the task-level ones."""
+    return {option: entry[option] if entry.get(option) is not None else params.get(option)
+            for option in SETTING_OPTIONS}
+
+
+def _add_workload_entry_problems(problems, params):
+    if params.get("names") is not None or params.get("label_selector"):
+        problems.add("workloads", "no names or label_selector beside it (each entry names its "
+                                  "workload)", "(given)")
+    if not params["workloads"]:
+        problems.add("workloads", "at least one entry, or the option left out", [])
+    seen = set()
+    for index, entry in enumerate(params["workloads"]):
+        where = f"workloads[{index}]."
+        if entry["kind"] not in params["kinds"]:
+            problems.add(where + "kind", f"one of kinds ({', '.join(params['kinds'])})", entry["kind"])
+        if entry["namespace"] not in params["namespaces"]:
+            problems.add(where + "namespace", "one of namespaces", entry["namespace"])
+        problems.check(check_name, where + "name", entry["name"])
+        key = (entry["kind"], entry["namespace"], entry["name"])
+        if key in seen:
+            problems.add(where + "name", "each workload once", "/".join(key))
+        seen.add(key)
+        settings = entry_settings(params, entry)
+        _add_setting_problems(problems, settings, where)
+        if params["state"] == "present" and all(settings[o] is None for o in SETTING_OPTIONS):
+            problems.add(where[:-1], "at least one setting (its own or the task's) with state=present",
+                         None)
+
+
+def validate(params):
+    """Every problem with the options, as one message; None when all is well."""
+    problems = Problems()
+    add_selection_problems(problems, params)
+    _add_setting_problems(problems, params)
+    if params.get("workloads") is not None:
+        _add_workload_entry_problems(problems, params)
+    elif params["state"] == "present" and all(params.get(o) is None for o in SETTING_OPTIONS):
         problems.add(", ".join(SETTING_OPTIONS), "at least one setting with state=present", None)
     add_option_problems(problems, params)
     if params["wait_timeout"] < 1:
@@ -197,17 +241,28 @@ def validate(params):
     return problems.message()
 
 
-def wanted_settings(params):
-    """What the options ask for. With state=absent and no setting named, all of them go."""
-    if params["state"] == "present":
-        annotations = {annotation: str(params[option]) for option, annotation in RESOURCE_ANNOTATIONS
-                       if params.get(option) is not None}
-        return Wanted(annotations, params.get("concurrency"), params.get("concurrency") is not None)
-    named = [option for option in SETTING_OPTIONS if params.get(option) is not None]
+def settings_wanted(settings, state="present"):
+    """The Wanted of one set of settings (option -> value or None). With state=absent the named
+    settings go, all of them when none is named."""
+    if state == "present":
+        annotations = {annotation: str(settings[option]) for option, annotation in RESOURCE_ANNOTATIONS
+                       if settings.get(option) is not None}
+        return Wanted(annotations, settings.get("concurrency"), settings.get("concurrency") is not None)
+    named = [option for option in SETTING_OPTIONS if settings.get(option) is not None]
     everything = not named
     annotations = {annotation: None for option, annotation in RESOURCE_ANNOTATIONS
                    if everything or option in named}
     return Wanted(annotations, None, everything or "concurrency" in named)
+
+
+def wanted_settings(params):
+    """What the options ask for: one Wanted for every selected workload, or with `workloads` a
+    dict (kind, namespace, name) -> Wanted."""
+    if params.get("workloads") is None:
+        return settings_wanted(params, params["state"])
+    return {(entry["kind"], entry["namespace"], entry["name"]):
+            settings_wanted(entry_settings(params, entry), params["state"])
+            for entry in params["workloads"]}
 
 
 # ---- annotations ----------------------------------------------------------------------------
@@ -374,11 +429,21 @@ def read_workloads(client, resources, namespaces, kinds, label_selector=None, na
 
 
 def plan_changes(client, resources, workloads, wanted):
-    """One Change per workload: skipped (no sidecar), failed (cannot be done), unchanged or updated."""
+    """One Change per workload: skipped (no sidecar), failed (cannot be done), unchanged or updated.
+
+    `wanted` is one Wanted for all, or a dict (kind, namespace, name) -> Wanted; workloads it does
+    not name are left out.
+    """
     changes = []
     for kind, workload in workloads:
         meta = workload["metadata"]
         namespace, name = meta.get("namespace"), meta["name"]
+        if isinstance(wanted, dict):
+            if (kind, namespace, name) not in wanted:
+                continue
+            these = wanted[(kind, namespace, name)]
+        else:
+            these = wanted
         reason = opt_out_reason(workload)
         if reason is None and meta.get("deletionTimestamp"):
             reason = "being deleted"
@@ -387,7 +452,7 @@ def plan_changes(client, resources, workloads, wanted):
             continue
         current = template_annotations(workload)
         try:
-            updates = annotation_updates(current, wanted)
+            updates = annotation_updates(current, these)
         except InvalidProxyConfig as error:
             changes.append(_failed(kind, namespace, name, f"{error}; fix or remove it first"))
             continue
@@ -403,7 +468,7 @@ def plan_changes(client, resources, workloads, wanted):
         changes.append(Change(kind, namespace, name, "updated", before=_annotation_view(current),
                               after=_annotation_view(after),
                               write=_patcher(client, resources[kind], namespace, name, updates,
-                                             version, wanted)))
+                                             version, these)))
     return changes
 
 
@@ -555,3 +620,80 @@ def _read_targets(client, resources, targets, label_selector):
                 obj = client.get(resources[kind], namespace, target[2])
             live[target] = obj
     return live
+
+
+# ---- the module side: read the selection, wait for the updated workloads ---------------------
+
+def read_selected(module, client, params):
+    """(resources by kind, (kind, workload) pairs) of the selected workloads; fails the task when
+    they cannot be read, or when a named workload (O(names), O(workloads)) is missing with
+    state=present."""
+    entries = params.get("workloads")
+    names = sorted({entry["name"] for entry in entries}) if entries else params.get("names")
+    try:
+        resources = {kind: client.resource(API_VERSION, kind) for kind in params["kinds"]}
+        workloads = read_workloads(client, resources, params["namespaces"], params["kinds"],
+                                   params.get("label_selector"), names)
+    except KubeError as error:
+        fail_read(module, error, "the workloads")
+    if entries:
+        keys = {(entry["kind"], entry["namespace"], entry["name"]) for entry in entries}
+        workloads = [(kind, obj) for kind, obj in workloads
+                     if (kind, obj["metadata"]["namespace"], obj["metadata"]["name"]) in keys]
+        found = {(kind, obj["metadata"]["namespace"], obj["metadata"]["name"]) for kind, obj in workloads}
+        missing = [f"{kind} {namespace}/{name}" for kind, namespace, name in sorted(keys - found)]
+    else:
+        found = {obj["metadata"]["name"] for _kind, obj in workloads}
+        missing = [name for name in names or [] if name not in found]
+    if missing and params["state"] == "present":
+        what = ", ".join(missing) if entries else \
+            f"{'/'.join(params['kinds'])} named {', '.join(missing)} in {', '.join(params['namespaces'])}"
+        module.fail_json(msg=f"No {what} (nothing was changed)", **report([], module._diff))
+    if missing:
+        module.warn(f"No workload named {', '.join(missing)}: nothing to remove there")
+    empty = sorted(set(params["namespaces"]) - {obj["metadata"]["namespace"] for _k, obj in workloads})
+    if empty and not names:
+        module.warn(f"No selected workloads in namespace(s) {', '.join(empty)}")
+    return resources, workloads
+
+
+def wait_for_updated(module, client, resources, changes, result, failure=None):
+    """Wait for the rollouts of the updated workloads (module option wait_timeout), also when other
+    workloads failed (their `failure` message then comes first); record each outcome in
+    result['results'] and fail the task naming the unfinished ones."""
+    targets = {(c.kind, c.namespace, c.name): c for c in changes if c.action == "updated"}
+    if not targets:
+        return
+    first = f"{failure} " if failure else ""
+    if client.unreachable is not None:
+        module.fail_json(msg=f"{first}The rollouts of the {len(targets)} updated workload(s) were "
+                             "not waited for: the API server stopped answering.", **result)
+    timeout = module.params["wait_timeout"]
+    try:
+        outcome = wait_for_rollouts(client, resources, list(targets), timeout,
+                                    module.params.get("label_selector"))
+    except KubeError as error:
+        module.fail_json(msg=f"{first}The annotations were written, but reading the rollouts failed: "
+                             f"{error}. Every workload's outcome is in 'results'.", **result)
+    for entry in result["results"]:
+        key = (entry["kind"], entry["namespace"], entry["name"])
+        if key in outcome:
+            entry["rollout"] = outcome[key][0]
+    result["retries"] = client.retries
+    stalled = [f"{targets[key].label} ({why})" for key, (state, why) in outcome.items()
+               if state == "stalled"]
+    pending = [targets[key].label for key, (state, _why) in outcome.items() if state == "pending"]
+    if stalled or pending:
+        result["pending_rollouts"] = [targets[key].label for key, (state, _why) in outcome.items()
+                                      if state in ("pending", "stalled")]
+        problems = []
+        if pending:
+            problems.append(f"not rolled out after {timeout} s: {', '.join(pending)}")
+        if stalled:
+            problems.append(f"rollout stalled: {', '.join(stalled)}")
+        module.fail_json(msg=f"{first}Rollouts unfinished ({'; '.join(problems)}). The annotations "
+                             f"of {len(targets)} workload(s) were already written and their rollouts "
+                             f"go on; every workload's outcome is in 'results'.", **result)
+    if failure:
+        module.fail_json(msg=f"{failure} The rollouts of the {len(targets)} updated workload(s) "
+                             "finished.", **result)

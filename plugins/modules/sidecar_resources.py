@@ -50,6 +50,48 @@ options:
       - Checked before any request as the API server checks it, the keys as label keys and the
         values as label values.
     type: str
+  workloads:
+    description:
+      - Settings per workload, for example the output of M(meshtune.mesh.sidecar_recommend). Each
+        entry names one workload (O(workloads[].kind), O(workloads[].namespace),
+        O(workloads[].name)) and its own settings; a setting an entry leaves out is the task's
+        (O(cpu_request) and the others), or left as it is when the task has none either.
+      - Only the listed workloads are read and written, one merge patch per workload that differs.
+        Cannot be combined with O(names) or O(label_selector). With O(state=present) a listed
+        workload that does not exist fails the task before any write.
+      - With O(state=absent), the settings an entry names are removed from that workload (all
+        five when it names none).
+    type: list
+    elements: dict
+    suboptions:
+      kind:
+        description: Kind of the workload, one of O(kinds).
+        type: str
+        choices: [Deployment, StatefulSet, DaemonSet]
+        required: true
+      namespace:
+        description: Namespace of the workload, one of O(namespaces).
+        type: str
+        required: true
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+      cpu_request:
+        description: CPU request of this workload's sidecar (see O(cpu_request)).
+        type: str
+      cpu_limit:
+        description: CPU limit of this workload's sidecar, not below its CPU request.
+        type: str
+      memory_request:
+        description: Memory request of this workload's sidecar.
+        type: str
+      memory_limit:
+        description: Memory limit of this workload's sidecar, not below its memory request.
+        type: str
+      concurrency:
+        description: Worker threads of this workload's sidecar (0 to 64).
+        type: int
   cpu_request:
     description:
       - CPU request of the sidecar, a Kubernetes quantity such as C(100m) or C(0.5).
@@ -145,6 +187,16 @@ EXAMPLES = r"""
     wait: true
     wait_timeout: 600
 
+- name: Give two workloads their own values (as sidecar_recommend returns them)
+  meshtune.mesh.sidecar_resources:
+    namespaces: [shop]
+    workloads:
+      - {kind: Deployment, namespace: shop, name: cart, cpu_request: 45m, memory_request: 80Mi,
+         memory_limit: 80Mi, concurrency: 1}
+      - {kind: StatefulSet, namespace: shop, name: db, cpu_request: 210m, memory_request: 150Mi,
+         memory_limit: 150Mi, concurrency: 1}
+    wait: true
+
 - name: Remove only the concurrency setting from two workloads
   meshtune.mesh.sidecar_resources:
     namespaces: [shop]
@@ -222,29 +274,33 @@ diff:
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeClient,
-    KubeError,
     auth_argument_spec,
-    fail_read,
     validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     apply_changes,
     batch_failure,
-    report,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     argument_spec as reconcile_argument_spec,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
-    API_VERSION,
     KINDS,
     YAML_IMPORT_ERROR,
     plan_changes,
-    read_workloads,
+    read_selected,
     validate,
-    wait_for_rollouts,
+    wait_for_updated,
     wanted_settings,
 )
+
+SETTINGS = {
+    "cpu_request": {"type": "str"},
+    "cpu_limit": {"type": "str"},
+    "memory_request": {"type": "str"},
+    "memory_limit": {"type": "str"},
+    "concurrency": {"type": "int"},
+}
 
 
 def argument_spec():
@@ -255,78 +311,17 @@ def argument_spec():
         kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
         names={"type": "list", "elements": "str"},
         label_selector={"type": "str"},
-        cpu_request={"type": "str"},
-        cpu_limit={"type": "str"},
-        memory_request={"type": "str"},
-        memory_limit={"type": "str"},
-        concurrency={"type": "int"},
+        workloads={"type": "list", "elements": "dict", "options": {
+            "kind": {"type": "str", "choices": list(KINDS), "required": True},
+            "namespace": {"type": "str", "required": True},
+            "name": {"type": "str", "required": True},
+            **SETTINGS,
+        }},
         wait={"type": "bool", "default": False},
         wait_timeout={"type": "int", "default": 300},
+        **SETTINGS,
     )
     return spec
-
-
-def read(module, client, params):
-    """The selected workloads and the API resources of their kinds; fails the task when unreadable."""
-    try:
-        resources = {kind: client.resource(API_VERSION, kind) for kind in params["kinds"]}
-        workloads = read_workloads(client, resources, params["namespaces"], params["kinds"],
-                                   params["label_selector"], params["names"])
-    except KubeError as error:
-        fail_read(module, error, "the workloads")
-    found = {obj["metadata"]["name"] for _kind, obj in workloads}
-    missing = [name for name in params["names"] or [] if name not in found]
-    if missing and params["state"] == "present":
-        module.fail_json(msg=f"No {'/'.join(params['kinds'])} named {', '.join(missing)} in "
-                             f"{', '.join(params['namespaces'])} (nothing was changed)",
-                         **report([], module._diff))
-    if missing:
-        module.warn(f"No workload named {', '.join(missing)}: nothing to remove there")
-    empty = sorted(set(params["namespaces"]) - {obj["metadata"]["namespace"] for _k, obj in workloads})
-    if empty and not params["names"]:
-        module.warn(f"No selected workloads in namespace(s) {', '.join(empty)}")
-    return resources, workloads
-
-
-def wait(module, client, resources, changes, result, failure=None):
-    """Wait for the rollouts of the updated workloads, also when other workloads failed (their
-    `failure` message then comes first); fail the task naming the unfinished ones."""
-    targets = {(c.kind, c.namespace, c.name): c for c in changes if c.action == "updated"}
-    if not targets:
-        return
-    first = f"{failure} " if failure else ""
-    if client.unreachable is not None:
-        module.fail_json(msg=f"{first}The rollouts of the {len(targets)} updated workload(s) were "
-                             "not waited for: the API server stopped answering.", **result)
-    try:
-        outcome = wait_for_rollouts(client, resources, list(targets), module.params["wait_timeout"],
-                                    module.params["label_selector"])
-    except KubeError as error:
-        module.fail_json(msg=f"{first}The annotations were written, but reading the rollouts failed: "
-                             f"{error}. Every workload's outcome is in 'results'.", **result)
-    for entry in result["results"]:
-        key = (entry["kind"], entry["namespace"], entry["name"])
-        if key in outcome:
-            entry["rollout"] = outcome[key][0]
-    result["retries"] = client.retries
-    stalled = [f"{targets[key].label} ({why})" for key, (state, why) in outcome.items()
-               if state == "stalled"]
-    pending = [targets[key].label for key, (state, _why) in outcome.items() if state == "pending"]
-    if stalled or pending:
-        result["pending_rollouts"] = [targets[key].label for key, (state, _why) in outcome.items()
-                                      if state in ("pending", "stalled")]
-        problems = []
-        if pending:
-            problems.append(f"not rolled out after {module.params['wait_timeout']} s: "
-                            f"{', '.join(pending)}")
-        if stalled:
-            problems.append(f"rollout stalled: {', '.join(stalled)}")
-        module.fail_json(msg=f"{first}Rollouts unfinished ({'; '.join(problems)}). The annotations "
-                             f"of {len(targets)} workload(s) were already written and their rollouts "
-                             f"go on; every workload's outcome is in 'results'.", **result)
-    if failure:
-        module.fail_json(msg=f"{failure} The rollouts of the {len(targets)} updated workload(s) "
-                             "finished.", **result)
 
 
 def main():
@@ -334,12 +329,12 @@ def main():
                               missing_libraries=[("PyYAML", YAML_IMPORT_ERROR)])
     params = module.params
     client = KubeClient.from_module(module)
-    resources, workloads = read(module, client, params)
+    resources, workloads = read_selected(module, client, params)
     changes = plan_changes(client, resources, workloads, wanted_settings(params))
     result = apply_changes(module, client, changes, params["parallelism"], fail=False)
     failure = batch_failure(module, client, changes)
     if params["wait"] and not module.check_mode:
-        wait(module, client, resources, changes, result, failure)
+        wait_for_updated(module, client, resources, changes, result, failure)
     if failure:
         module.fail_json(msg=failure, **result)
     module.exit_json(**result)
