@@ -21,7 +21,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     FortioBuckets,
     HistogramRecorder,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_objects
 from tests.fortio_samples import fortio_result
 
 NAMESPACE = "load"
@@ -155,9 +155,9 @@ class Cluster(threading.Thread):
                       "batch.kubernetes.io/job-name": job["metadata"]["name"],
                       "controller-uid": job["metadata"]["uid"],
                       "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
-                      fortio_job.COMPLETION_INDEX: str(index)}
+                      fortio_objects.COMPLETION_INDEX: str(index)}
             annotations = {**template["metadata"].get("annotations", {}),
-                           fortio_job.COMPLETION_INDEX: str(index)}
+                           fortio_objects.COMPLETION_INDEX: str(index)}
             pod = {"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": name, "namespace": self.namespace, "labels": labels,
                                 "annotations": annotations,

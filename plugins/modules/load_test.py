@@ -566,7 +566,7 @@ import datetime
 from collections import OrderedDict
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_engine
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     LoadError,
     assess,
@@ -631,9 +631,9 @@ def argument_spec():
         "validate_certs": {"type": "bool", "default": True},
     }
     # kubernetes.core's auth options for engine fortio, except its validate_certs: here that
-    # name is about the load's target (see fortio_job.auth_option_names).
+    # name is about the load's target (see fortio_engine.auth_option_names).
     auth = auth_argument_spec()
-    for name in fortio_job.auth_option_names():
+    for name in fortio_engine.auth_option_names():
         spec[name] = auth[name]
     return spec
 
@@ -666,7 +666,7 @@ class ProgressLog:
 
 
 def run_fortio(module, params, spec, log):
-    """The in-cluster engine: fortio_job does the work, this reports it as the module."""
+    """The in-cluster engine: fortio_engine does the work, this reports it as the module."""
     settings = spec.fortio
     if not module.check_mode:
         measured = f"{params['requests']} requests" if spec.requests is not None else params["duration"]
@@ -674,7 +674,7 @@ def run_fortio(module, params, spec, log):
                   f"{'max' if spec.qps == 0 else f'{spec.qps:g}'} qps, {spec.connections} "
                   f"connections, {measured} after {params['warmup']} warm-up, "
                   f"{'with' if settings.sidecar else 'without'} sidecars")
-    output, failure = fortio_job.execute(module, spec, log.write)
+    output, failure = fortio_engine.execute(module, spec, log.write)
     redact_fields(output, "url", "result.URL")
     if failure:
         module.fail_json(msg=failure, **output)

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
 from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import DEFAULT_PERCENTILES
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_run
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import main
 from tests.ansible_runner import run_module
 from tests.fortio_cluster import NAMESPACE, Cluster, histogram_of, kube_apis, pod_result, samples_for
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 @pytest.fixture(autouse=True)
 def fast_polling(monkeypatch):
-    monkeypatch.setattr(fortio_job, "POLL_INTERVAL", 0.05)
+    monkeypatch.setattr(fortio_run, "POLL_INTERVAL", 0.05)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +333,7 @@ def test_the_api_key_is_not_shown_when_refused(kubeapi):
 
 
 def test_the_fortio_engine_runs_under_ansible_playbook(kubeapi, apis, tmp_path):
-    """AnsiballZ packs fortio_job and kube with the module, as on a real controller."""
+    """AnsiballZ packs the fortio engine and kube with the module, as on a real controller."""
     cluster = Cluster(kubeapi, apis, name="packed")
     cluster.start()
     outcome = run_module(tmp_path, "meshtune.mesh.load_test",

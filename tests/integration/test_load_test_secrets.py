@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_run
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import main
 from tests.ansible_runner import run_playbook
 from tests.fortio_cluster import NAMESPACE, Cluster, kube_apis
@@ -149,7 +149,7 @@ def test_no_credential_reaches_the_playbook_output(target, tmp_path, verbosity):
 
 @pytest.fixture(autouse=True)
 def fast_polling(monkeypatch):
-    monkeypatch.setattr(fortio_job, "POLL_INTERVAL", 0.05)
+    monkeypatch.setattr(fortio_run, "POLL_INTERVAL", 0.05)
 
 
 @pytest.fixture(scope="module")

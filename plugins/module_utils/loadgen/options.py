@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - not on the platforms Ansible modules r
     resource = None
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import add_auth_option_problems
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_engine, fortio_objects
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     DEFAULT_MAX_NOT_SENT,
     MAX_QPS_PER_WORKER,
@@ -272,7 +272,7 @@ _SECRET_OPTIONS = ("kubeconfig", "api_key", "password", "proxy_headers")
 
 def _fortio_only_given(params):
     """The fortio-only options (and Kubernetes auth options) given a value."""
-    names = list(FORTIO_ONLY_OPTIONS) + fortio_job.auth_option_names()
+    names = list(FORTIO_ONLY_OPTIONS) + fortio_engine.auth_option_names()
     return [name for name in names if params.get(name) not in (None, [], {})]
 
 
@@ -352,9 +352,9 @@ def _check_fortio_args(value):
             raise InvalidOption(path, "a fortio flag such as -uniform", arg)
         if arg.startswith("-"):
             flag = arg.lstrip("-").split("=", 1)[0]
-            if flag in fortio_job.RESERVED_FLAGS:
+            if flag in fortio_objects.RESERVED_FLAGS:
                 raise InvalidOption(path, f"a flag meshtune does not set itself (-{flag} is set "
-                                    f"{fortio_job.RESERVED_FLAGS[flag]})", arg)
+                                    f"{fortio_objects.RESERVED_FLAGS[flag]})", arg)
     return args
 
 
@@ -367,13 +367,13 @@ def _given_or(params, name, default):
 def _fortio_settings(params, problems):
     """FortioSettings from the fortio engine's options, or None when one of them is bad."""
     before = len(problems.messages)
-    name = _given_or(params, "name", fortio_job.DEFAULT_NAME)
-    namespace = _given_or(params, "namespace", fortio_job.DEFAULT_NAMESPACE)
+    name = _given_or(params, "name", fortio_objects.DEFAULT_NAME)
+    namespace = _given_or(params, "namespace", fortio_objects.DEFAULT_NAMESPACE)
     problems.check(_check_load_test_name, name)
     problems.check(check_name, "namespace", namespace, label=True)
-    image = _given_or(params, "fortio_image", fortio_job.DEFAULT_IMAGE)
+    image = _given_or(params, "fortio_image", fortio_objects.DEFAULT_IMAGE)
     problems.check(_check_image, image)
-    version = _given_or(params, "fortio_version", fortio_job.DEFAULT_VERSION)
+    version = _given_or(params, "fortio_version", fortio_objects.DEFAULT_VERSION)
     problems.check(_check_version, version)
     client_pods = _given_or(params, "client_pods", 1)
     problems.check(check_range, "client_pods", client_pods, 1, MAX_CLIENT_PODS)
@@ -385,7 +385,7 @@ def _fortio_settings(params, problems):
             problems.add("revision", "no revision with sidecar false (the baseline runs without "
                          "sidecars)", revision)
     start_timeout = problems.check(duration_seconds, "start_timeout",
-                                   _given_or(params, "start_timeout", fortio_job.DEFAULT_START_TIMEOUT))
+                                   _given_or(params, "start_timeout", fortio_objects.DEFAULT_START_TIMEOUT))
     job_timeout = None
     if params.get("job_timeout") is not None:
         job_timeout = problems.check(duration_seconds, "job_timeout", params["job_timeout"])
@@ -398,7 +398,7 @@ def _fortio_settings(params, problems):
     annotations = problems.check(_check_annotations, params.get("pod_annotations"))
     if len(problems.messages) > before:
         return None
-    return fortio_job.FortioSettings(
+    return fortio_objects.FortioSettings(
         namespace=namespace, name=name, image=image, version=version, client_pods=client_pods,
         sidecar=sidecar, revision=revision, cleanup=_given_or(params, "cleanup", True),
         start_timeout=start_timeout, job_timeout=job_timeout, fortio_args=fortio_args,

@@ -7,7 +7,12 @@ import json
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_job
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import (
+    fortio_objects,
+    fortio_pods,
+    fortio_run,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options import spec_from_params
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import argument_spec
@@ -30,7 +35,7 @@ def fortio_spec(**changes):
 def test_the_load_is_split_evenly_over_the_client_pods():
     spec = fortio_spec(qps=100, connections=9, client_pods=3, requests=3000, duration=None,
                        job_timeout="10m")
-    args = fortio_job.load_args(spec.fortio, spec)
+    args = fortio_objects.load_args(spec.fortio, spec)
     assert args[args.index("-qps") + 1] == "33.33333333"
     assert args[args.index("-c") + 1] == "3"
     assert args[args.index("-n") + 1] == "1000"
@@ -39,17 +44,17 @@ def test_the_load_is_split_evenly_over_the_client_pods():
 
 def test_max_rate_is_qps_0_for_fortio():
     spec = fortio_spec(qps=0, connections=4)
-    args = fortio_job.load_args(spec.fortio, spec)
+    args = fortio_objects.load_args(spec.fortio, spec)
     assert args[args.index("-qps") + 1] == "0"
 
 
 def test_durations_are_written_as_go_durations():
     spec = fortio_spec(duration="1m30s", timeout="250ms", warmup="1500ms")
-    assert "-t" in fortio_job.load_args(spec.fortio, spec)
-    measured = fortio_job.load_args(spec.fortio, spec)
+    assert "-t" in fortio_objects.load_args(spec.fortio, spec)
+    measured = fortio_objects.load_args(spec.fortio, spec)
     assert measured[measured.index("-t") + 1] == "1m30s"
     assert measured[measured.index("-timeout") + 1] == "250ms"
-    warmup = fortio_job.load_args(spec.fortio, spec, measured=False)
+    warmup = fortio_objects.load_args(spec.fortio, spec, measured=False)
     assert warmup[warmup.index("-t") + 1] == "1.5s"
 
 
@@ -74,18 +79,18 @@ def test_image_names_with_tags_or_bad_characters_are_refused(image):
 
 def test_the_job_waits_for_start_warmup_load_and_timeouts():
     spec = fortio_spec(duration="60s", warmup="10s", timeout="3s", start_timeout="2m")
-    assert fortio_job.total_wait(spec.fortio, spec) == 120 + 10 + 60 + 6
+    assert fortio_objects.total_wait(spec.fortio, spec) == 120 + 10 + 60 + 6
     by_count = fortio_spec(duration=None, requests=1000, qps=100, warmup="0s", timeout="1s",
                            start_timeout="1m")
-    assert fortio_job.total_wait(by_count.fortio, by_count) == 60 + 10 + 2
+    assert fortio_objects.total_wait(by_count.fortio, by_count) == 60 + 10 + 2
     given = fortio_spec(job_timeout="7m")
-    assert fortio_job.total_wait(given.fortio, given) == 420
+    assert fortio_objects.total_wait(given.fortio, given) == 420
 
 
 def test_user_annotations_come_after_meshtune_s_and_may_override_them():
     spec = fortio_spec(pod_annotations={"sidecar.istio.io/nativeSidecar": "false",
                                         "proxy.istio.io/config": "concurrency: 2"})
-    metadata = fortio_job.client_job(spec.fortio, spec)["spec"]["template"]["metadata"]
+    metadata = fortio_objects.client_job(spec.fortio, spec)["spec"]["template"]["metadata"]
     assert metadata["annotations"] == {"sidecar.istio.io/nativeSidecar": "false",
                                        "proxy.istio.io/config": "concurrency: 2"}
 
@@ -93,15 +98,15 @@ def test_user_annotations_come_after_meshtune_s_and_may_override_them():
 def test_resources_replace_the_defaults():
     resources = {"requests": {"cpu": "2", "memory": "300Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
     spec = fortio_spec(client_resources=resources)
-    container = fortio_job.client_job(spec.fortio, spec)["spec"]["template"]["spec"]["containers"][0]
+    container = fortio_objects.client_job(spec.fortio, spec)["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == resources
-    server = fortio_job.server_deployment(spec.fortio)["spec"]["template"]["spec"]["containers"][0]
-    assert server["resources"] == fortio_job.DEFAULT_SERVER_RESOURCES
+    server = fortio_objects.server_deployment(spec.fortio)["spec"]["template"]["spec"]["containers"][0]
+    assert server["resources"] == fortio_objects.DEFAULT_SERVER_RESOURCES
 
 
 def test_a_given_url_means_no_server():
     spec = fortio_spec(url="http://web.shop.svc:8080/")
-    assert [body["kind"] for body in fortio_job.planned_objects(spec.fortio, spec)] == [
+    assert [body["kind"] for body in fortio_objects.planned_objects(spec.fortio, spec)] == [
         "ServiceAccount", "Job"]
 
 
@@ -110,28 +115,28 @@ def test_the_result_is_found_among_log_lines():
     text = ("plain text log line\n"
             '{"ts":1,"level":"info","msg":"one-line JSON log"}\n'
             + run_result.dumps(result) + "All done 10000 calls\n")
-    assert fortio_job.extract_result(text) == json.loads(json.dumps(result))
+    assert fortio_pods.extract_result(text) == json.loads(json.dumps(result))
 
 
 def test_log_lines_inside_the_result_are_skipped():
     lines = run_result.dumps(fortio_result()).splitlines()
     lines.insert(3, '{"ts":2,"level":"warn","msg":"written while the result was"}')
     lines.insert(10, "a plain line too")
-    assert fortio_job.extract_result("\n".join(lines))["DurationHistogram"]["Count"] == 10000
+    assert fortio_pods.extract_result("\n".join(lines))["DurationHistogram"]["Count"] == 10000
 
 
 def test_the_last_result_wins_and_other_objects_are_ignored():
     first = run_result.dumps(fortio_result(Labels="first"))
     other = json.dumps({"not": "a result"}, indent=2) + "\n"
     last = run_result.dumps(fortio_result(Labels="last"))
-    assert fortio_job.extract_result(first + other + last)["Labels"] == "last"
+    assert fortio_pods.extract_result(first + other + last)["Labels"] == "last"
 
 
 @pytest.mark.parametrize("text", ["", "Aborting because of dial tcp: connection refused\n",
                                   '{\n  "RunType": "HTTP"\n}\n', "{\n  \"cut\": [\n"])
 def test_no_result_is_a_clear_error(text):
     with pytest.raises(ValueError, match="no fortio JSON result"):
-        fortio_job.extract_result(text)
+        fortio_pods.extract_result(text)
 
 
 def terminated(name, code):
@@ -155,24 +160,24 @@ def terminated(name, code):
     ({"phase": "Running", "containerStatuses": [terminated("istio-proxy", 1)]}, "running"),
 ])
 def test_pod_states(status, expected):
-    assert fortio_job.pod_state({"metadata": {"name": "p"}, "status": status})[0] == expected
+    assert fortio_pods.pod_state({"metadata": {"name": "p"}, "status": status})[0] == expected
 
 
 def test_a_waiting_reason_says_why_a_pod_did_not_start():
     pod = {"status": {"phase": "Pending", "containerStatuses": [
         {"name": "fortio", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}]}}
-    assert fortio_job.pod_state(pod) == ("pending", "fortio: ErrImagePull (not found)")
+    assert fortio_pods.pod_state(pod) == ("pending", "fortio: ErrImagePull (not found)")
     unscheduled = {"status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "message": "0/3 nodes are available"}]}}
-    assert fortio_job.pod_state(unscheduled)[1] == "not scheduled: 0/3 nodes are available"
+    assert fortio_pods.pod_state(unscheduled)[1] == "not scheduled: 0/3 nodes are available"
 
 
 def test_settings_defaults_follow_the_documentation():
-    settings = fortio_job.FortioSettings()
+    settings = fortio_objects.FortioSettings()
     assert settings.image_ref == "fortio/fortio:1.77.0"
     assert settings.default_url() == "http://meshtune-load-server.meshtune-load.svc:8080/echo"
     spec = LoadSpec(settings.default_url(), duration=1.0)
-    assert fortio_job.client_job(settings, spec)["metadata"]["name"] == "meshtune-load-client"
+    assert fortio_objects.client_job(settings, spec)["metadata"]["name"] == "meshtune-load-client"
 
 
 class FakeKube:
@@ -201,16 +206,16 @@ class FakeKube:
 
 def test_credentials_for_one_namespace_skip_the_namespace_check():
     spec = fortio_spec()
-    run = fortio_job.FortioRun(FakeKube(fortio_job.KubeError("forbidden", 403)), spec.fortio, spec)
+    run = fortio_run.FortioRun(FakeKube(KubeError("forbidden", 403)), spec.fortio, spec)
     run.preflight()
-    with pytest.raises(fortio_job.KubeError):
-        fortio_job.FortioRun(FakeKube(fortio_job.KubeError("boom", 500)), spec.fortio, spec).preflight()
+    with pytest.raises(KubeError):
+        fortio_run.FortioRun(FakeKube(KubeError("boom", 500)), spec.fortio, spec).preflight()
 
 
 def test_cleanup_deletes_newest_first_in_the_background():
     spec = fortio_spec()
     kube = FakeKube()
-    run = fortio_job.FortioRun(kube, spec.fortio, spec)
+    run = fortio_run.FortioRun(kube, spec.fortio, spec)
     run.created = list(run.objects)
     assert run.cleanup() == []
     assert [kind for kind, _kwargs in kube.deleted] == ["Job", "Service", "Deployment", "ServiceAccount"]
