@@ -100,11 +100,12 @@ def check_string_match(path, match):
 
 
 def check_gateway(path, gateway):
-    """`mesh` (the sidecars), or a Gateway as `name` or `namespace/name`."""
+    """`mesh` (the sidecars), or a Gateway as `name` or `namespace/name`, both DNS-1123 labels as
+    istiod requires."""
     namespace, slash, name = gateway.rpartition("/") if isinstance(gateway, str) else ("", "", None)
     try:
         if gateway != MESH_GATEWAY:
-            check_name(path, name)
+            check_name(path, name, label=True)
             if slash:
                 check_name(path, namespace, label=True)
     except InvalidOption:
