@@ -102,38 +102,29 @@ def check_bucket(problems, path, bucket):
 
     Returns True when the bucket is well formed."""
     before = len(problems.messages)
+    counts = {name: problems.check(check_range, _join(path, name), bucket.get(name), 1, UINT32_MAX)
+              for name in ("requests_per_unit", "burst", "max_tokens", "tokens_per_fill")}
+    if bucket.get("fill_interval") is not None:
+        problems.check(check_fill_interval, _join(path, "fill_interval"), bucket["fill_interval"])
     rate, envoy = _given(bucket, RATE_OPTIONS), _given(bucket, ENVOY_BUCKET_OPTIONS)
     if rate and envoy:
         problems.add(_join(path, envoy[0]), f"either {', '.join(RATE_OPTIONS)} or "
                      f"{', '.join(ENVOY_BUCKET_OPTIONS)}, not both (given: {', '.join(rate + envoy)})",
                      bucket[envoy[0]])
-    elif rate:
-        requests = bucket.get("requests_per_unit")
-        if requests is None:
-            problems.add(_join(path, "requests_per_unit"), "the requests allowed per unit, as unit or "
-                         "burst is set", None)
-        else:
-            requests = problems.check(check_range, _join(path, "requests_per_unit"), requests, 1,
-                                      UINT32_MAX)
-        burst = bucket.get("burst")
-        if burst is not None and problems.check(check_range, _join(path, "burst"), burst, 1, UINT32_MAX) \
-                is not None and requests is not None and burst < requests:
-            problems.add(_join(path, "burst"), f"at least requests_per_unit ({requests}): the bucket "
-                         "holds one unit's requests", burst)
+    elif rate and bucket.get("requests_per_unit") is None:
+        problems.add(_join(path, "requests_per_unit"), "the requests allowed per unit, as unit or burst "
+                     "is set", None)
+    elif rate and None not in (counts["requests_per_unit"], counts["burst"]) and \
+            counts["burst"] < counts["requests_per_unit"]:
+        problems.add(_join(path, "burst"), f"at least requests_per_unit ({counts['requests_per_unit']}): "
+                     "the bucket holds one unit's requests", counts["burst"])
     elif envoy:
         if bucket.get("max_tokens") is None:
-            problems.add(_join(path, "max_tokens"), "the bucket size, as tokens_per_fill or "
-                         "fill_interval is set", None)
-        else:
-            problems.check(check_range, _join(path, "max_tokens"), bucket["max_tokens"], 1, UINT32_MAX)
-        problems.check(check_range, _join(path, "tokens_per_fill"), bucket.get("tokens_per_fill"), 1,
-                       UINT32_MAX)
+            problems.add(_join(path, "max_tokens"), "the bucket size, as tokens_per_fill or fill_interval "
+                         "is set", None)
         if bucket.get("fill_interval") is None:
-            problems.add(_join(path, "fill_interval"), "how often the bucket is refilled, such as 1s",
-                         None)
-        else:
-            problems.check(check_fill_interval, _join(path, "fill_interval"), bucket["fill_interval"])
-    else:
+            problems.add(_join(path, "fill_interval"), "how often the bucket is refilled, such as 1s", None)
+    elif not rate:
         problems.add(_join(path, "requests_per_unit"), BUCKET_EXPECTED, None)
     return len(problems.messages) == before
 
