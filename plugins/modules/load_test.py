@@ -747,7 +747,7 @@ def local_output(run, labels, max_not_sent):
     summary["not_sent"] = run.not_sent
     return {"changed": False, "result": result, "summary": summary,
             "errors": {kind: run.error_kinds.get(kind, 0) for kind in LOCAL_ERROR_KINDS},
-            "first_errors": dict(run.first_errors),
+            "first_errors": run.first_error_messages(),
             "schedule": schedule_figures(run, max_not_sent)}
 
 

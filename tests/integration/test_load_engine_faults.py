@@ -40,8 +40,8 @@ def test_refused_connections_are_client_errors_and_fail_the_run():
                  timeout=1.0)
     assert result.error_kinds == {"connection_refused": 100}
     assert result.client_errors == 100 and result.server_errors == 0
-    assert list(result.first_errors) == ["connection_refused"]
-    assert "Connection refused" in result.first_errors["connection_refused"]
+    assert list(result.first_error_messages()) == ["connection_refused"]
+    assert "Connection refused" in result.first_error_messages()["connection_refused"]
     failure, warnings = assess(result)
     assert failure.startswith("every measured request that was sent (100) failed before "
                               "reaching the server: connection_refused: 100 (first: Connection "
@@ -56,7 +56,7 @@ def test_a_certificate_that_does_not_verify_is_a_client_error(tmp_path):
     assert result.error_kinds == {"tls": 10}
     assert result.client_errors == 10 and result.server_errors == 0 and result.ok == 0
     assert "certificate verification failed: self-signed certificate" in \
-        result.first_errors["tls"].lower()
+        result.first_error_messages()["tls"].lower()
     failure, _warnings = assess(result)
     assert "tls: 10 (first: TLS certificate verification failed" in failure
 
@@ -79,7 +79,7 @@ result = run_load(LoadSpec(url, qps=100, connections=60, requests=100, timeout=2
 failure, warnings = assess(result)
 print(json.dumps({"codes": result.codes, "kinds": result.error_kinds, "sockets": result.sockets,
                   "client": result.client_errors, "server": result.server_errors,
-                  "first": result.first_errors, "failure": failure}))
+                  "first": result.first_error_messages(), "failure": failure}))
 """
 
 
@@ -119,7 +119,7 @@ def test_a_stalled_target_ends_the_run_with_the_slipped_schedule_marked():
     assert result.not_sent > 50
     assert result.not_sent_share == result.not_sent / 100
     assert result.server_errors == result.sent and result.client_errors == 0
-    assert "more than the timeout (0.2 s) late" in result.first_errors["not_sent"]
+    assert "more than the timeout (0.2 s) late" in result.first_error_messages()["not_sent"]
     failure, _warnings = assess(result)
     assert failure.startswith(f"the schedule slipped: {result.not_sent} of 100 measured requests")
     slipped_within, warnings = assess(result, max_not_sent=1.0)

@@ -166,7 +166,7 @@ def finished_run(codes=None, kinds=None, not_sent=0, first=None, planned=None) -
     run.error_kinds = dict(kinds or {})
     run.not_sent = not_sent
     run.sent = sum(run.codes.values()) - not_sent
-    run.first_errors = dict(first or {})
+    run.first_errors = {kind: (order, message) for order, (kind, message) in enumerate((first or {}).items())}
     run.planned = planned if planned is not None else run.sent + not_sent
     return run
 

@@ -229,7 +229,7 @@ class AsyncioDriver:
         except BaseException:
             sock.close()
             raise
-        run.sockets += 1
+        run.tally.sockets += 1
         return connection
 
     async def _preconnect(self, slot):

@@ -152,24 +152,20 @@ class LoadSpec:
         self.workers = int(workers)
 
 
-class RunResult:
-    """Figures of one run; run_result.result_from_run turns it into fortio's JSON shape.
+class Tally:
+    """The counters of a run, or of one worker's part of it; merge() adds another tally's.
 
     histogram: latency of every measured request, from its intended send time (errors included,
     as in fortio's DurationHistogram); errors_histogram: the same for failed requests only;
     service_histogram: from the actual send, what a closed-loop tool would have reported.
-    sent: measured requests sent; not_sent: measured requests dropped for being more than the
-    timeout late (in histogram and errors_histogram, code SOCKET_ERROR, kind not_sent).
-    planned: the measured requests the schedule had (None for a closed loop with a duration).
-    first_errors: for each error kind, the first measured request's error in words.
-    window: seconds the measured requests were sent over, from the first intended send to the
-    last actual one plus one interval; achieved_qps = sent / window. workers: the worker
-    processes that sent the load (1: the calling process itself).
+    codes and error_kinds: measured requests per HTTP code (SOCKET_ERROR: no response) and per
+    error kind. sent: measured requests sent; not_sent: measured requests dropped for being more
+    than the timeout late (in histogram and errors_histogram, code SOCKET_ERROR, kind not_sent).
+    warmup_sent: warm-up requests; sockets: connections opened. first_errors: for each error kind,
+    (monotonic time, message) of the first measured request's error.
     """
 
-    def __init__(self, spec):
-        self.spec = spec
-        self.start_time = None
+    def __init__(self):
         self.histogram = HistogramRecorder()
         self.errors_histogram = HistogramRecorder()
         self.service_histogram = HistogramRecorder()
@@ -177,14 +173,51 @@ class RunResult:
         self.error_kinds = {}
         self.sent = 0
         self.not_sent = 0
-        self.planned = None
         self.warmup_sent = 0
+        self.sockets = 0
+        self.first_errors = {}
+
+    def merge(self, other):
+        """Add another tally: histograms bucket by bucket, counts by key, the earlier first error."""
+        self.histogram.merge(other.histogram)
+        self.errors_histogram.merge(other.errors_histogram)
+        self.service_histogram.merge(other.service_histogram)
+        for mine, theirs in ((self.codes, other.codes), (self.error_kinds, other.error_kinds)):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        self.sent += other.sent
+        self.not_sent += other.not_sent
+        self.warmup_sent += other.warmup_sent
+        self.sockets += other.sockets
+        for kind, first in other.first_errors.items():
+            if kind not in self.first_errors or first[0] < self.first_errors[kind][0]:
+                self.first_errors[kind] = first
+
+    def first_error_messages(self):
+        """{kind: message} of the first measured error of each kind, the earliest first."""
+        ordered = sorted(self.first_errors.items(), key=lambda item: item[1][0])
+        return {kind: message for kind, (_when, message) in ordered}
+
+
+class RunResult(Tally):
+    """Figures of one run (its Tally and the run-wide figures); run_result.result_from_run turns
+    it into fortio's JSON shape.
+
+    planned: the measured requests the schedule had (None for a closed loop with a duration).
+    window: seconds the measured requests were sent over, from the first intended send to the
+    last actual one plus one interval; achieved_qps = sent / window. workers: the worker
+    processes that sent the load (1: the calling process itself).
+    """
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.start_time = None
+        self.planned = None
         self.window = 0.0
         self.achieved_qps = 0.0
-        self.sockets = 0
         self.elapsed = 0.0
         self.workers = 1
-        self.first_errors = {}
 
     @property
     def ok(self):
@@ -212,9 +245,10 @@ class RunResult:
 
 def _kinds_text(run, kinds):
     """`kind: count (first: message)` for each of `kinds` that occurred, the earliest first."""
-    seen = [kind for kind in run.first_errors if kind in kinds and run.error_kinds.get(kind)]
+    messages = run.first_error_messages()
+    seen = [kind for kind in messages if kind in kinds and run.error_kinds.get(kind)]
     seen += [kind for kind in kinds if run.error_kinds.get(kind) and kind not in seen]
-    return ", ".join(f"{kind}: {run.error_kinds[kind]} (first: {run.first_errors.get(kind, '?')})"
+    return ", ".join(f"{kind}: {run.error_kinds[kind]} (first: {messages.get(kind, '?')})"
                      for kind in seen)
 
 
@@ -301,17 +335,8 @@ class _Run:
         self.slots = [self.driver.new_slot() for _slot in range(share.connections)]
         self.latencies = []
         self.service_times = []
-        self.histogram = HistogramRecorder()
-        self.errors_histogram = HistogramRecorder()
-        self.service_histogram = HistogramRecorder()
-        self.codes = {}
-        self.error_kinds = {}
-        self.sent = 0
-        self.not_sent_count = 0
-        self.first_errors = {}
-        self.warmup_sent = 0
+        self.tally = Tally()
         self.issued = 0
-        self.sockets = 0
         self.first_send = math.inf
         self.last_send = -math.inf
         self.last_done = -math.inf
@@ -353,20 +378,21 @@ class _Run:
         """The outcome of the slot's request; returns the time it was recorded at, which is when
         a closed loop sends the next request."""
         done = clock()
+        tally = self.tally
         if not slot.measured:
-            self.warmup_sent += 1
+            tally.warmup_sent += 1
             return done
         latency = done - slot.intended
         self.latencies.append(latency)
         sent = slot.sent
         self.service_times.append(done - sent)
         if not (200 <= code <= 299 or code == 418):
-            self.errors_histogram.record(latency)
-        codes = self.codes
+            tally.errors_histogram.record(latency)
+        codes = tally.codes
         codes[code] = codes.get(code, 0) + 1
         if kind is not None:
-            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
-        self.sent += 1
+            tally.error_kinds[kind] = tally.error_kinds.get(kind, 0) + 1
+        tally.sent += 1
         if sent < self.first_send:
             self.first_send = sent
         if sent > self.last_send:
@@ -378,47 +404,44 @@ class _Run:
 
     def note_first_error(self, kind, error):
         """Keep the first measured error of each kind, in words, for the result."""
-        self.first_errors[kind] = (clock(), describe_error(error, self.timeout))
+        self.tally.first_errors[kind] = (clock(), describe_error(error, self.timeout))
 
     def not_sent(self, intended, measured, now):
         """A request more than the timeout late: recorded with its lateness, never sent."""
+        tally = self.tally
         if not measured:
-            self.warmup_sent += 1
+            tally.warmup_sent += 1
             return
-        if "not_sent" not in self.first_errors:
-            self.first_errors["not_sent"] = (now, f"due {now - intended:.3f} s earlier, more than "
-                                             f"the timeout ({self.timeout:g} s) late: not sent")
+        if "not_sent" not in tally.first_errors:
+            tally.first_errors["not_sent"] = (now, f"due {now - intended:.3f} s earlier, more than "
+                                              f"the timeout ({self.timeout:g} s) late: not sent")
         latency = now - intended
         self.latencies.append(latency)
-        self.errors_histogram.record(latency)
-        self.codes[SOCKET_ERROR] = self.codes.get(SOCKET_ERROR, 0) + 1
-        self.error_kinds["not_sent"] = self.error_kinds.get("not_sent", 0) + 1
-        self.not_sent_count += 1
+        tally.errors_histogram.record(latency)
+        tally.codes[SOCKET_ERROR] = tally.codes.get(SOCKET_ERROR, 0) + 1
+        tally.error_kinds["not_sent"] = tally.error_kinds.get("not_sent", 0) + 1
+        tally.not_sent += 1
         if len(self.latencies) >= RECORD_BATCH:
             self._flush()
 
     def _flush(self):
-        self.histogram.record_many(self.latencies)
-        self.service_histogram.record_many(self.service_times)
+        self.tally.histogram.record_many(self.latencies)
+        self.tally.service_histogram.record_many(self.service_times)
         self.latencies = []
         self.service_times = []
 
     def snapshot(self, now):
         self._flush()
         return {"elapsed": now - self.t0, "measured": now >= self.measured_start,
-                "issued": self.issued, "sent": self.sent,
-                "errors": self.errors_histogram.count, "histogram": self.histogram.copy()}
+                "issued": self.issued, "sent": self.tally.sent,
+                "errors": self.tally.errors_histogram.count,
+                "histogram": self.tally.histogram.copy()}
 
     def _report(self, end):
         """This worker's figures, as _combine takes them (plain data: it may cross processes)."""
         snapshot = self.snapshot(end)
         return {
-            "t0": self.t0, "end": end, "snapshot": snapshot,
-            "histogram": self.histogram, "errors_histogram": self.errors_histogram,
-            "service_histogram": self.service_histogram, "codes": self.codes,
-            "error_kinds": self.error_kinds, "sent": self.sent, "not_sent": self.not_sent_count,
-            "first_errors": self.first_errors,
-            "warmup_sent": self.warmup_sent, "sockets": self.sockets,
+            "t0": self.t0, "end": end, "snapshot": snapshot, "tally": self.tally,
             "first_send": self.first_send, "last_send": self.last_send,
             "last_done": self.last_done,
         }
@@ -431,27 +454,12 @@ def _combine(spec, plan, reports):
     result.workers = len(reports)
     t0 = reports[0]["t0"]
     for report in reports:
-        result.histogram.merge(report["histogram"])
-        result.errors_histogram.merge(report["errors_histogram"])
-        result.service_histogram.merge(report["service_histogram"])
-        for name in ("codes", "error_kinds"):
-            counts = getattr(result, name)
-            for key, count in report[name].items():
-                counts[key] = counts.get(key, 0) + count
-        result.sent += report["sent"]
-        result.not_sent += report["not_sent"]
-        for kind, first in report["first_errors"].items():
-            if kind not in result.first_errors or first[0] < result.first_errors[kind][0]:
-                result.first_errors[kind] = first
-        result.warmup_sent += report["warmup_sent"]
-        result.sockets += report["sockets"]
+        result.merge(report["tally"])
     first_send = min(report["first_send"] for report in reports)
     last_send = max(report["last_send"] for report in reports)
     last_done = max(report["last_done"] for report in reports)
     measured_start = plan.measured_start(t0)
     result.planned = plan.planned
-    result.first_errors = {kind: text for kind, (_when, text) in
-                           sorted(result.first_errors.items(), key=lambda item: item[1][0])}
     result.elapsed = max(report["end"] for report in reports) - t0
     wall = time.time() + (measured_start - time.monotonic())
     result.start_time = datetime.datetime.fromtimestamp(wall).astimezone()

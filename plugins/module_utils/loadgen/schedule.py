@@ -161,7 +161,7 @@ class Slot:
                 self.send()
                 return
             kind = error_kind(error)
-            if self.measured and kind not in self.run.first_errors:
+            if self.measured and kind not in self.run.tally.first_errors:
                 self.run.note_first_error(kind, error)
         self.next(self.run.record(self, code, kind))
 

@@ -102,7 +102,7 @@ class _PlainSlot(Slot):
                 self.fail(OSError(error, os.strerror(error)))
                 return
             self.connecting = False
-            self.run.sockets += 1
+            self.run.tally.sockets += 1
             self.selector.modify(sock, selectors.EVENT_READ, self)
             if self.busy:
                 self.transmit()
