@@ -507,6 +507,11 @@ def test_recorded_values_match_the_sample_mesh(mesh_server):
         "default": approx(_quantile(PUSH_TIME, 0.99) * 1000, rel=0.02)}
     assert _value(mesh_server, "meshtune:istiod_up:sum") == {"default": 1}
     assert _value(mesh_server, "meshtune:pilot_xds_connections:sum") == {"default": 5}
+    pods = len(MESH.reviews.pods)
+    assert _value(mesh_server, "meshtune:envoy_http_local_rate_limit_rate_limited:rate1m") == {
+        "reviews-v1": approx(MESH.rate_limited_rps * pods, rel=0.02)}
+    assert _value(mesh_server, "meshtune:envoy_http_local_rate_limit_enforced:rate1m") == {
+        "reviews-v1": approx(MESH.rate_limit_enforced_rps * pods, rel=0.02)}
 
 
 def test_alerts_on_real_prometheus(mesh_server):

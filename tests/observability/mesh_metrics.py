@@ -81,6 +81,9 @@ class SampleMesh:
     istiod_pod: str = "istiod-6c9d8f7b5-q2w3e"
     istio_version: str = "1.24.3"
     push_rate: float = 2.0
+    # reviews-v1's local rate limit, per pod: requests over the limit, and of them refused (rps).
+    rate_limited_rps: float = 6.0
+    rate_limit_enforced_rps: float = 4.0
 
     @property
     def workloads(self) -> tuple[Workload, ...]:
@@ -168,6 +171,9 @@ def _families(mesh: SampleMesh, start: float) -> tuple[list[_Family], list[_Hist
         ("container_spec_cpu_quota", "gauge"),
         ("container_spec_cpu_period", "gauge"),
         ("pilot_xds_pushes", "unknown"),
+        # Envoy's counters keep their stat names (no _total), as pilot_xds_pushes does.
+        ("envoy_http_local_rate_limiter_http_local_rate_limit_rate_limited", "unknown"),
+        ("envoy_http_local_rate_limiter_http_local_rate_limit_enforced", "unknown"),
         ("pilot_xds", "gauge"),
     )}
     duration = _Histogram("istio_request_duration_milliseconds", DURATION_BUCKETS_MS)
@@ -207,6 +213,13 @@ def _families(mesh: SampleMesh, start: float) -> tuple[list[_Family], list[_Hist
                     duration.add(labels, rate, call.destination.latency, 40.0)
                     request_size.add(labels, rate, REQUEST_SIZE, 600.0)
                     response_size.add(labels, rate, RESPONSE_SIZE, 4000.0)
+
+    for pod in mesh.reviews.pods:
+        labels = _labels(**_target(mesh.reviews, pod))
+        families["envoy_http_local_rate_limiter_http_local_rate_limit_rate_limited"].add(
+            labels, counter(mesh.rate_limited_rps))
+        families["envoy_http_local_rate_limiter_http_local_rate_limit_enforced"].add(
+            labels, counter(mesh.rate_limit_enforced_rps))
 
     for workload in mesh.workloads:
         for index, pod in enumerate(workload.pods):
