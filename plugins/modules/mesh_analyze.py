@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: mesh_analyze
 short_description: Find what costs performance in an Istio mesh, read-only
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Reads the mesh and reports findings, each with a stable code (C(MT001) ...), a severity, the
     object, why it costs performance, and the fix, as a meshtune task where one exists. Changes

@@ -96,7 +96,8 @@ def control_plane(ns: str, revision: str = "default", cpu_limit: str | None = No
         resources["limits"] = {"cpu": cpu_limit}
     istiod = deployment(ns, "istiod" if revision == "default" else f"istiod-{revision}",
                         labels={"istio.io/rev": revision},
-                        containers=[{"name": "discovery", "image": "istio/pilot:1.30.3", "resources": resources}])
+                        containers=[{"name": "discovery", "image": "istio/pilot:1.30.3",
+                                     "resources": resources}])
     istiod["metadata"]["labels"] = {"app": "istiod", "istio.io/rev": revision}
     istiod["spec"]["template"]["metadata"]["labels"]["app"] = "istiod"
     istiod["spec"]["selector"]["matchLabels"] = {"app": "istiod"}
@@ -153,7 +154,8 @@ def test_mt001_ports_without_protocol(mesh):
           service("mt001-plain", "unnamed", unnamed))
     result = analyze(mesh, ["mt001", "mt001-plain"])
     assert found(result, "MT001") == [
-        ("Service mt001/mixed", f"ports without a declared protocol: {mixed[0]['port']} ('{mixed[0]['name']}')"),
+        ("Service mt001/mixed",
+         f"ports without a declared protocol: {mixed[0]['port']} ('{mixed[0]['name']}')"),
         ("Service mt001/unnamed", f"ports without a declared protocol: {unnamed[0]['port']} (unnamed)"),
     ]
     assert tasks(result, "MT001") == [None, None]
@@ -199,7 +201,8 @@ def test_mt003_worker_threads_beyond_cpu(mesh):
     cpu_limit = SIDECAR_DEFAULTS["limits"]["cpu"]
     limit_cores = int(cpu_limit.rstrip("m")) // 1000
     apply(mesh, injected("mt003"),
-          deployment("mt003", "too-many", annotations={"proxy.istio.io/config": f"concurrency: {limit_cores + 2}"}),
+          deployment("mt003", "too-many",
+                     annotations={"proxy.istio.io/config": f"concurrency: {limit_cores + 2}"}),
           deployment("mt003", "all-cores", annotations={"proxy.istio.io/config": "concurrency: 0"}),
           deployment("mt003", "fits", annotations={"proxy.istio.io/config": f"concurrency: {limit_cores}"}),
           deployment("mt003", "mesh-default"),
@@ -215,7 +218,8 @@ def test_mt003_worker_threads_beyond_cpu(mesh):
     ]
     assert tasks(result, "MT003") == [
         {"module": "meshtune.mesh.sidecar_resources",
-         "args": {"namespaces": ["mt003"], "kinds": ["Deployment"], "names": [name], "concurrency": limit_cores}}
+         "args": {"namespaces": ["mt003"], "kinds": ["Deployment"], "names": [name],
+                  "concurrency": limit_cores}}
         for name in ("all-cores", "too-many")]
 
 
@@ -226,11 +230,13 @@ def test_mt003_unset_concurrency_without_cpu_limit(mesh):
           deployment("mt003-unset", "limited", annotations={"sidecar.istio.io/proxyCPULimit": "1"}))
     result = analyze(mesh, ["mt003-unset"], istio_namespace="mt003-bare")
     assert found(result, "MT003") == [
-        ("Deployment mt003-unset/unset", "concurrency unset and no CPU limit: one worker thread per node core")]
+        ("Deployment mt003-unset/unset",
+         "concurrency unset and no CPU limit: one worker thread per node core")]
     assert tasks(result, "MT003")[0]["args"]["concurrency"] == 2
     # With the mesh defaults, the mesh-wide concurrency applies to both, and exceeds the 1-core limit.
     assert found(analyze(mesh, ["mt003-unset"]), "MT003") == [
-        ("Deployment mt003-unset/limited", f"concurrency {MESH_CONCURRENCY} above the CPU limit of 1 (1 core)")]
+        ("Deployment mt003-unset/limited",
+         f"concurrency {MESH_CONCURRENCY} above the CPU limit of 1 (1 core)")]
 
 
 # ---- MT004 -------------------------------------------------------------------------------------
@@ -252,7 +258,8 @@ def test_mt004_hpa_on_pod_cpu_of_an_injected_workload(mesh):
     result = analyze(mesh, ["mt004", "mt004-plain"])
     assert found(result, "MT004") == [
         ("HorizontalPodAutoscaler mt004/web",
-         f"scales Deployment web on pod CPU utilization ({utilization} % of the pod's requests, sidecar included)")]
+         f"scales Deployment web on pod CPU utilization ({utilization} % of the pod's requests, "
+         "sidecar included)")]
     assert tasks(result, "MT004") == [{"module": "meshtune.mesh.hpa_policy", "args": {
         "namespace": "mt004", "policies": [{
             "name": "web", "target": {"kind": "Deployment", "name": "web", "api_version": "apps/v1"},
@@ -271,7 +278,8 @@ def test_mt005_duplicate_hosts(mesh):
     apply(mesh, namespace("mt005"),
           destination_rule("mt005", "reviews-a", "reviews"),
           destination_rule("mt005", "reviews-b", fqdn),
-          destination_rule("mt005", "reviews-web", "reviews", workloadSelector={"matchLabels": {"app": "web"}}),
+          destination_rule("mt005", "reviews-web", "reviews",
+                           workloadSelector={"matchLabels": {"app": "web"}}),
           destination_rule("mt005", "ratings", "ratings"))
     live = json.loads(mesh.kubectl("get", "destinationrules.networking.istio.io", "-n", "mt005",
                                    "-o", "json").stdout)["items"]
@@ -279,7 +287,8 @@ def test_mt005_duplicate_hosts(mesh):
                        if item["metadata"]["name"] in ("reviews-a", "reviews-b"))
     (_, first), (_, later) = same_host
     assert found(analyze(mesh, ["mt005"]), "MT005") == [
-        (f"DestinationRule mt005/{later}", f"host {fqdn} is already the host of DestinationRule mt005/{first}")]
+        (f"DestinationRule mt005/{later}",
+         f"host {fqdn} is already the host of DestinationRule mt005/{first}")]
     mesh.kubectl("delete", "destinationrules.networking.istio.io", later, "-n", "mt005")
     assert found(analyze(mesh, ["mt005"]), "MT005") == []
 
@@ -363,7 +372,8 @@ def test_mt010_sidecar_memory_limit_from_a_limit_range(mesh):
                                              annotations={"sidecar.istio.io/proxyCPU": "100m"}))
     result = analyze(mesh, ["mt010", "mt010-free"])
     assert found(result, "MT010") == [
-        ("Deployment mt010/cpu-only", f"no sidecar memory limit: LimitRange containers gives it {default_memory}")]
+        ("Deployment mt010/cpu-only",
+         f"no sidecar memory limit: LimitRange containers gives it {default_memory}")]
     assert tasks(result, "MT010") == [{"module": "meshtune.mesh.sidecar_resources", "args": {
         "namespaces": ["mt010"], "kinds": ["Deployment"], "names": ["cpu-only"], "memory_limit": "1Gi"}}]
 

@@ -63,7 +63,8 @@ def test_bad_input_fails_naming_the_option_before_any_request(mesh, override, op
 
 
 def test_a_missing_namespace_fails_naming_it(mesh):
-    result = call_module(mesh_analyze.main, {"kubeconfig": str(mesh.kubeconfig), "namespaces": ["shop", "nowhere"]})
+    result = call_module(mesh_analyze.main, {"kubeconfig": str(mesh.kubeconfig),
+                                             "namespaces": ["shop", "nowhere"]})
     assert result["failed"] is True
     assert result["msg"] == "Namespaces not found: nowhere"
 
@@ -119,7 +120,8 @@ def test_fail_on_gates_on_the_severity_or_worse(mesh, tmp_path):
     failed = run(mesh, fail_on="warning", output_dir=str(output))
     assert failed["failed"] is True
     assert failed["msg"].startswith("2 finding(s) of severity warning or worse: MT012 Namespace legacy: ")
-    assert f"MT001 Service shop/web: ports without a declared protocol: {UNNAMED_PORT} (unnamed)" in failed["msg"]
+    unnamed = f"MT001 Service shop/web: ports without a declared protocol: {UNNAMED_PORT} (unnamed)"
+    assert unnamed in failed["msg"]
     assert failed["findings"], "the findings come with the failure"
     assert (output / "report.json").exists(), "the report is written before the gate"
 

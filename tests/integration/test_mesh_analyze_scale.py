@@ -48,8 +48,8 @@ def team_objects(ns: str) -> list[dict]:
     objects = [deployment(ns, f"svc-{index}", replicas=2) for index in range(WORKLOADS)]
     objects += [service(ns, f"svc-{index}", [{"port": 80} if index == 0 else {"name": "http", "port": 80}])
                 for index in range(WORKLOADS)]
-    objects += [pod(ns, f"svc-{index % WORKLOADS}-{index}", {"app": f"svc-{index % WORKLOADS}", "version": "v1"})
-                for index in range(PODS)]
+    objects += [pod(ns, f"svc-{index % WORKLOADS}-{index}",
+                    {"app": f"svc-{index % WORKLOADS}", "version": "v1"}) for index in range(PODS)]
     container_cpu = {"type": "ContainerResource", "containerResource": {
         "name": "cpu", "container": "app", "target": {"type": "Utilization", "averageUtilization": 70}}}
     objects += [hpa(ns, f"svc-{index}", f"svc-{index}", [cpu_metric(70) if index == 0 else container_cpu])

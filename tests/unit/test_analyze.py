@@ -55,7 +55,8 @@ def test_check_codes():
     ({}, {"app": "web"}, True),
     ({"matchLabels": {"app": "web"}}, {"app": "web", "v": "1"}, True),
     ({"matchLabels": {"app": "web"}}, {"app": "api"}, False),
-    ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]}, {"app": "api"}, True),
+    ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]},
+     {"app": "api"}, True),
     ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}, {"app": "web"}, False),
     ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}, {}, True),
     ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"app": "web"}, False),
@@ -123,6 +124,6 @@ def test_console_table_aligns_columns():
                 {"code": "MT012", "severity": "error", "object": "Namespace legacy", "message": "two"}]
     lines = console_table(findings)
     assert len(lines) == 3
-    starts = {line.index(finding["message"]) for line, finding in zip(lines[1:], findings)}
+    starts = {line.index(finding["message"]) for line, finding in zip(lines[1:], findings, strict=True)}
     assert starts == {lines[0].index("FINDING")}
     assert console_table([]) == ["no findings"]

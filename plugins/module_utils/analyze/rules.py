@@ -46,8 +46,8 @@ def run_rules(inventory, settings, skip=()):
     by its own name), kind and name."""
     findings = [finding_entry(finding) for rule in RULES if rule.code not in skip
                 for finding in rule.check(inventory, settings)]
-    return sorted(findings, key=lambda f: (-severity_rank(f["severity"]), f["code"], f["namespace"] or f["name"],
-                                           f["kind"], f["name"], f["message"]))
+    return sorted(findings, key=lambda f: (-severity_rank(f["severity"]), f["code"],
+                                           f["namespace"] or f["name"], f["kind"], f["name"], f["message"]))
 
 
 def summary(findings):
