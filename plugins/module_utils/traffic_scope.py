@@ -324,24 +324,50 @@ def selected_workloads(workloads, selector):
     return names
 
 
-def add_effect(scopes, registry, live_hosts, mesh):
-    """Add to each scope how many Services its proxies are told about now (`services_before`:
-    under the Sidecar in the cluster, or every Service without one) and under the new Sidecar."""
+def _default_sidecar(sidecars):
+    """The Sidecar without workloadSelector that istiod applies among several: the oldest."""
+    defaults = [obj for obj in sidecars if not (obj.get("spec") or {}).get("workloadSelector")]
+    return min(defaults, key=lambda obj: (str(obj["metadata"].get("creationTimestamp") or ""),
+                                          obj["metadata"]["name"]), default=None)
+
+
+def current_sidecars(live, namespaces, name, root_namespace):
+    """{namespace: the live Sidecar that scopes the proxies now, or None}: the one named `name`,
+    else the namespace's default Sidecar, else the root namespace's default (mesh-wide) one."""
+    by_namespace = {}
+    for (namespace, _name), obj in live.items():
+        by_namespace.setdefault(namespace, []).append(obj)
+    mesh_wide = _default_sidecar(by_namespace.get(root_namespace, []))
+    return {namespace: live.get((namespace, name)) or _default_sidecar(by_namespace.get(namespace, []))
+            or mesh_wide for namespace in namespaces}
+
+
+def _label(sidecar):
+    return f"{sidecar['metadata']['namespace']}/{sidecar['metadata']['name']}"
+
+
+def add_effect(scopes, registry, current, mesh):
+    """Add to each scope the Sidecar that scopes its proxies now (`current_sidecar`), how many
+    Services they are told about now (`services_before`: every one exported to them without a
+    Sidecar) and under the new Sidecar (`services_after`)."""
     for scope in scopes:
         namespace = scope["namespace"]
-        scope["services_before"] = services_told(registry, namespace, live_hosts.get(namespace), mesh)
+        sidecar = current.get(namespace)
+        scope["current_sidecar"] = _label(sidecar) if sidecar else None
+        scope["services_before"] = services_told(registry, namespace,
+                                                 sidecar_hosts(sidecar) if sidecar else None, mesh)
         scope["services_after"] = services_told(registry, namespace, scope["egress_hosts"], mesh)
 
 
-def cut_hosts(scopes, live_hosts):
-    """Observed hosts that a Sidecar would cut off: the one in the cluster (`live_hosts` maps a
-    namespace to its live Sidecar's hosts) or the one being written."""
+def cut_hosts(scopes, current):
+    """Observed hosts that a Sidecar would cut off: the one that scopes the proxies now (`current`,
+    see current_sidecars; `sidecar` is its namespace/name) or the new one (`sidecar` "new")."""
     cuts = []
     for scope in scopes:
         namespace = scope["namespace"]
-        for sidecar, hosts in (("cluster", live_hosts.get(namespace)), ("new", scope["egress_hosts"])):
-            if hosts is None:
-                continue
+        live = current.get(namespace)
+        candidates = [(_label(live), sidecar_hosts(live))] if live else []
+        for sidecar, hosts in [*candidates, ("new", scope["egress_hosts"])]:
             cuts.extend({"namespace": namespace, "host": entry["host"], "sidecar": sidecar,
                          "requests": entry["requests"], "connections": entry["connections"]}
                         for entry in scope["observed"] if not admitted(hosts, namespace, entry["host"]))
@@ -352,7 +378,8 @@ def cut_message(cuts, window):
     """One line naming every host a Sidecar would cut off."""
     shown = "; ".join(
         f"{cut['namespace']} -> {cut['host']} ({cut['requests']} requests, {cut['connections']} "
-        f"connections) by the {'Sidecar in the cluster' if cut['sidecar'] == 'cluster' else 'new Sidecar'}"
+        "connections) by " + ("the new Sidecar" if cut["sidecar"] == "new" else
+                              f"the Sidecar {cut['sidecar']} in the cluster")
         for cut in cuts[:20])
     more = f" (and {len(cuts) - 20} more)" if len(cuts) > 20 else ""
     return (f"{len(cuts)} host(s) called in the last {window} would be cut off (nothing was changed): "
@@ -378,7 +405,8 @@ def _query(module, params, namespaces, window_seconds):
 
 
 def _read_cluster(module, client, version):
-    """(namespace labels, live Sidecars, Services, mesh ConfigMaps, workloads or None)."""
+    """(namespace labels, live Sidecars (of the namespaces and the root namespace), Services,
+    (mesh ConfigMap name, mesh config), workloads or None); fails the task when one is unreadable."""
     params = module.params
     try:
         namespace_labels = {ns["metadata"]["name"]: ns["metadata"].get("labels") or {}
@@ -386,11 +414,13 @@ def _read_cluster(module, client, version):
         missing = sorted(set(params["namespaces"]) - set(namespace_labels))
         if missing:
             module.fail_json(msg=f"Namespaces not found (nothing was changed): {', '.join(missing)}")
-        live = live_objects(client, client.resource(f"{NETWORKING_GROUP}/{version}", "Sidecar"),
-                            params["namespaces"])
-        services = client.list(client.resource("v1", "Service"))
         config_maps = client.list(client.resource("v1", "ConfigMap"), namespace=params["istio_namespace"],
                                   label_selector=REVISION_LABEL)
+        mesh = _mesh_config(module, config_maps)
+        root = mesh[1].get("rootNamespace") or params["istio_namespace"]
+        live = live_objects(client, client.resource(f"{NETWORKING_GROUP}/{version}", "Sidecar"),
+                            [*params["namespaces"], root])
+        services = client.list(client.resource("v1", "Service"))
         workloads = None
         if params["workload_selector"]:
             resources = {kind: client.resource(WORKLOAD_API_VERSION, kind) for kind in WORKLOAD_KINDS}
@@ -398,7 +428,7 @@ def _read_cluster(module, client, version):
                                                           WORKLOAD_KINDS), params["workload_selector"])
     except KubeError as error:
         fail_read(module, error, "the Namespaces, Sidecars, Services, workloads and mesh config")
-    return namespace_labels, live, services, config_maps, workloads
+    return namespace_labels, live, services, mesh, workloads
 
 
 def _mesh_config(module, config_maps):
@@ -424,14 +454,13 @@ def derive(module, client, version):
     namespaces = params["namespaces"]
     window_seconds = check_window(f"{OPTION}.window", options["window"])
     results = _query(module, params, namespaces, window_seconds)
-    namespace_labels, live, services, config_maps, workloads = _read_cluster(module, client, version)
-    config_map, mesh = _mesh_config(module, config_maps)
+    namespace_labels, live, services, (config_map, mesh), workloads = _read_cluster(module, client, version)
     scopes, outside = plan_scopes(namespaces, edges(results), params["egress_hosts"],
                                   params["istio_namespace"], options["min_requests"], workloads)
-    live_hosts = {namespace: sidecar_hosts(obj) for (namespace, name), obj in live.items()
-                  if name == params["name"]}
-    add_effect(scopes, registry_services(services, namespace_labels, mesh), live_hosts, mesh)
-    cuts = cut_hosts(scopes, live_hosts)
+    current = current_sidecars(live, namespaces, params["name"],
+                               mesh.get("rootNamespace") or params["istio_namespace"])
+    add_effect(scopes, registry_services(services, namespace_labels, mesh), current, mesh)
+    cuts = cut_hosts(scopes, current)
     extra = {"scopes": scopes, "outside_registry": outside, "would_cut": cuts,
              "prometheus_queries": len(results),
              "mesh_config": {"config_map": config_map,

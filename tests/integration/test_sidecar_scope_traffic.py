@@ -43,6 +43,7 @@ CALLS = [
     Call("payments", "charge", "payments", "api.bank.example.com", 36000),  # a ServiceEntry host
     Call("payments", "charge", "unknown", "fraud.example.net", 3600, cluster="PassthroughCluster"),
     Call(ISTIO, "istio-ingressgateway", "frontend", fqdn("web", "frontend"), 400000),  # not scoped
+    Call("batch", "nightly", "shop", fqdn("catalog", "shop"), 24),  # only scoped by the mesh-wide default
 ]
 # Services per namespace; `legacy` is outside discoverySelectors, shop's `internal` exported to shop only.
 SERVICES = {"frontend": ["web", "admin"], "shop": ["catalog", "cart", "internal"],
@@ -109,8 +110,8 @@ def mesh_config() -> str:
 
 @pytest.fixture(scope="module")
 def cluster(kubeapi):
-    for namespace in [*NAMESPACES, ISTIO, "legacy"]:
-        labels = {"istio.io/rev": REVISION} if namespace in NAMESPACES else {}
+    for namespace in [*NAMESPACES, "batch", ISTIO, "legacy"]:
+        labels = {"istio.io/rev": REVISION} if namespace in [*NAMESPACES, "batch"] else {}
         apply(kubeapi, {"apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": namespace, "labels": labels}})
     for namespace, names in SERVICES.items():
@@ -214,8 +215,10 @@ def test_a_sidecar_in_the_cluster_that_cuts_observed_hosts_fails_unless_allowed(
     assert refused["msg"].startswith(f"{len(cut)} host(s) called in the last 7d would be cut off")
     for host in cut:
         assert f"shop -> {host}" in refused["msg"]
-    assert "by the Sidecar in the cluster" in refused["msg"] and "allow_cutting" in refused["msg"]
-    assert [(c["host"], c["sidecar"]) for c in refused["would_cut"]] == [(h, "cluster") for h in cut]
+    assert "by the Sidecar shop/default in the cluster" in refused["msg"]
+    assert "allow_cutting" in refused["msg"]
+    assert [(c["host"], c["sidecar"]) for c in refused["would_cut"]] == [(h, "shop/default") for h in cut]
+    assert refused["scopes"][0]["current_sidecar"] == "shop/default"
     assert writes(cluster) == 0
     assert sidecar(cluster, "shop", "default")["spec"]["egress"][0]["hosts"] == static
 
@@ -259,6 +262,27 @@ def test_workload_selector_takes_only_the_selected_workloads_traffic(cluster, pr
     assert hosts == [f"{ISTIO}/*", f"shop/{fqdn('catalog', 'shop')}"]
     assert sidecar(cluster, "frontend", "admin")["spec"] == {
         "egress": [{"hosts": hosts}], "workloadSelector": {"labels": {"app": "admin"}}}
+
+
+def test_the_mesh_wide_default_sidecar_counts_where_a_namespace_has_none(cluster, prometheus, tmp_path):
+    root = ["./*", f"{ISTIO}/*"]
+    created = run_module(tmp_path, MODULE, {"kubeconfig": str(cluster.kubeconfig), "namespaces": [ISTIO],
+                                            "name": "default", "egress_hosts": root})
+    assert created["summary"]["created"] == 1
+    try:
+        args = {**arguments(cluster, prometheus, egress_hosts=[]), "namespaces": ["batch"]}
+        refused = run_module(tmp_path, MODULE, args, "--check")
+        cut = sorted(host for host in observed("batch")
+                     if not any(admits(entry, "batch", host) for entry in root))
+        assert refused["failed"] is True and cut
+        assert [(c["host"], c["sidecar"]) for c in refused["would_cut"]] == \
+            [(host, f"{ISTIO}/default") for host in cut]
+        [scope] = refused["scopes"]
+        assert scope["current_sidecar"] == f"{ISTIO}/default"
+        assert scope["services_before"] == services_told("batch", root)
+        assert scope["services_after"] == services_told("batch", expected_hosts("batch", []))
+    finally:
+        cluster.kubectl("delete", "sidecars.networking.istio.io", "default", "-n", ISTIO)
 
 
 def closed_port() -> int:
