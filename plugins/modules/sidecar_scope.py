@@ -294,6 +294,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     argument_spec as reconcile_argument_spec,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     Problems,
     check_label,
@@ -347,6 +348,9 @@ def main():
     module = validated_module(argument_spec(), validate,
                               (("PyYAML", traffic_scope.YAML_IMPORT_ERROR),))
     params = module.params
+    if params["from_prometheus"] is not None:
+        hide_secrets(module, urls=[params["from_prometheus"]["url"]],
+                     headers=params["from_prometheus"]["headers"])
     client = KubeClient.from_module(module)
     version = served_networking_version(module, client, "Sidecar")
     extra = {"api_version": f"{NETWORKING_GROUP}/{version}"}
