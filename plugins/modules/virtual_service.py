@@ -98,13 +98,13 @@ options:
                     type: str
               headers:
                 description:
-                  - Request headers by name, each matched by one of C(exact), C(prefix) or C(regex),
-                    such as C({end-user: {exact: jason}}).
+                  - Request headers by name, each matched by one of C(exact), C(prefix) or C(regex)
+                    (RE2), such as C(end-user) with C(exact) V(jason) (see the examples).
                 type: dict
               source_labels:
                 description:
-                  - Labels the calling workload has, such as C({app: reviews, version: v2}); routes
-                    requests by who sends them.
+                  - Labels the calling workload has, such as C(app) V(reviews) and C(version) V(v2);
+                    routes requests by who sends them.
                 type: dict
               port:
                 description: Port the request was addressed to, 1 to 65535.
@@ -126,7 +126,7 @@ options:
               subset: &subset
                 description:
                   - Subset of the host's DestinationRule, a DNS-1123 label. It must exist before the
-                    task runs: the task fails naming the route otherwise.
+                    task runs, or the task fails naming the route.
                 type: str
               port: &port
                 description: Service port, 1 to 65535; needed when the service has several.
@@ -136,7 +136,7 @@ options:
                 type: int
           timeout:
             description:
-              - Route timeout, such as V(2s): the longest a caller waits for the response, retries
+              - Route timeout, such as V(2s), the longest a caller waits for the response, retries
                 included. Unset means no timeout. Size it from the measured p99 of the callee, with
                 room for the retries you allow.
             type: str
