@@ -8,6 +8,7 @@ quantile_over_time), and the largest working set.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import socket
@@ -171,7 +172,7 @@ def percentile(values, q):
 def sample_rates(pod):
     """Per-minute rates between the counter's generated samples."""
     samples = counter(pod.cpu[pod.start:pod.stop], TIMES[pod.start:pod.stop], start=1000.0)
-    return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:])]
+    return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(samples)]
 
 
 def up(value, unit):
