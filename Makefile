@@ -53,6 +53,9 @@ check: setup ## lint and unit tests: the quick loop while coding
 lint: setup ## ansible-lint, ruff and shellcheck
 	tools/lint.sh
 
+docs-lint: setup ## antsibull-docs lint-collection-docs, with the module, plugin and role docs
+	tools/docs_lint.sh
+
 sanity: setup ## ansible-test sanity, offline (SANITY_ARGS=... for more options)
 	tools/sanity.sh $(SANITY_ARGS)
 
@@ -68,7 +71,7 @@ pytest: setup ## pytest on all of tests/
 molecule: setup ## Every Molecule scenario in molecule/
 	tools/molecule.sh
 
-test: setup ## setup, lint, sanity, pytest, molecule; stops at the first failing stage
+test: setup ## setup, lint, docs lint, sanity, pytest, molecule; stops at the first failing stage
 	tools/test.sh
 
 bench: setup ## Benchmarks in bench/ (figures printed, not asserted)
@@ -76,6 +79,9 @@ bench: setup ## Benchmarks in bench/ (figures printed, not asserted)
 
 run: setup ## ansible-playbook -i inventories/local playbooks/site.yml $(RUN_ARGS)
 	ansible-playbook -i inventories/local playbooks/site.yml $(RUN_ARGS)
+
+release: setup ## Release VERSION=x.y.z: bump galaxy.yml, antsibull-changelog release, build the tarball (docs/releasing.md)
+	tools/release.sh $(VERSION)
 
 clean: ## Remove build/, test output and caches (keeps the virtual environment)
 	rm -rf build tests/output .pytest_cache .ruff_cache .ansible

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, stage by stage: lint, sanity, pytest (tests/), molecule. Stops at the first
-# failing stage with its exit status. Expects the environment that `make setup` prepares (run it
-# through `make test`). Prints the time each stage took.
+# The whole test suite, stage by stage: lint, docs lint, sanity, pytest (tests/), molecule. Stops
+# at the first failing stage with its exit status. Expects the environment that `make setup`
+# prepares (run it through `make test`). Prints the time each stage took.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,6 +51,7 @@ run_pytest() {
 }
 
 stage lint tools/lint.sh
+stage docs tools/docs_lint.sh
 stage sanity tools/sanity.sh
 stage pytest run_pytest
 stage molecule tools/molecule.sh
