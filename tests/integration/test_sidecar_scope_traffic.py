@@ -285,6 +285,18 @@ def test_the_mesh_wide_default_sidecar_counts_where_a_namespace_has_none(cluster
         cluster.kubectl("delete", "sidecars.networking.istio.io", "default", "-n", ISTIO)
 
 
+def test_credentials_for_prometheus_stay_out_of_the_result(cluster, prometheus, tmp_path):
+    password, token = "s3cret-pass", "t0ken-value"
+    url = prometheus.url.replace("http://", f"http://meshtune:{password}@")
+    args = {**arguments(cluster, prometheus, name="traffic", egress_hosts=[]), "namespaces": ["db"]}
+    args["from_prometheus"] = {"url": url, "headers": {"X-Scope-Token": token}}
+    outcome = run_module(tmp_path, MODULE, args, "--check")
+    assert outcome.get("failed") is not True, outcome.get("msg")
+    assert outcome["scopes"][0]["egress_hosts"] == expected_hosts("db", [])
+    shown = json.dumps(outcome)
+    assert password not in shown and token not in shown
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
