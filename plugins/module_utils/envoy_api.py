@@ -85,6 +85,13 @@ def check_config(path, cls, value):
         raise InvalidOption(path, f"a valid {full_name(cls)} ({_first_line(error)})", value) from error
 
 
+def check_http_filter(path, value):
+    """An HTTP filter of an HTTP connection manager (envoy.extensions.filters.network.
+    http_connection_manager.v3.HttpFilter), its typed config included."""
+    check_config(path, HttpFilter, value)
+    return value
+
+
 def _first_line(error):
     text = str(error).strip("'\"")
     return text.splitlines()[0] if text else type(error).__name__

@@ -186,13 +186,8 @@ def check_limit(problems, prefix, limit, state):
                              f"limit's own ({proto_duration(default)}), as Envoy requires",
                              route.get("fill_interval") or route.get("unit") or "second")
     if len(problems.messages) == before:
-        problems.check(check_http_filter, f"EnvoyFilter {limit['name']} HttpFilter", http_filter(limit))
-
-
-def check_http_filter(path, value):
-    """The generated HTTP filter, checked field by field against the Envoy API."""
-    envoy_api.check_config(path, envoy_api.HttpFilter, value)
-    return value
+        problems.check(envoy_api.check_http_filter, f"EnvoyFilter {limit['name']} HttpFilter",
+                       http_filter(limit))
 
 
 def _header(header):

@@ -317,7 +317,8 @@ REQUIRED_ONE_OF = [["limits", "name"]]
 def bucket_spec():
     """The token-bucket options, the same for a limit and a route (fresh dicts each call)."""
     return {"requests_per_unit": {"type": "int"}, "unit": {"type": "str", "choices": list(UNITS)},
-            "burst": {"type": "int"}, "max_tokens": {"type": "int"}, "tokens_per_fill": {"type": "int"},
+            "burst": {"type": "int"}, "max_tokens": {"type": "int", "no_log": False},
+            "tokens_per_fill": {"type": "int", "no_log": False},
             "fill_interval": {"type": "str"}}
 
 

@@ -224,4 +224,3 @@ def test_classes_of_bad_input_fail_naming_the_option_with_no_request(kubeapi):
     check()
     assert set(drawn) == set(options), "every option was exercised"
     assert kubeapi.stats()["requests"]["total"] == 0, "bad input must not reach the cluster"
-

@@ -31,7 +31,7 @@ def leaves(node, path=""):
 
 
 def check(value):
-    envoy_api.check_config("f", envoy_api.HttpFilter, value)
+    envoy_api.check_http_filter("f", value)
 
 
 def test_the_generated_config_fits_the_envoy_api():
