@@ -178,7 +178,10 @@ def test_a_filter_changed_by_hand_is_put_back_and_one_made_by_hand_left_alone(cl
 def test_the_test_server_judges_envoy_filters_by_istios_schema(cluster):
     """The writes above passed the server's EnvoyFilter schema; the same object with a field
     Istio does not know is refused, so the schema was applied."""
-    live = envoy_filter(cluster, REVIEWS["name"])
+    written = call_module(rate_limit.main, {"kubeconfig": str(cluster.kubeconfig), "namespace": "drift",
+                                            "limits": [{**REVIEWS, "name": "schema-written"}]})
+    assert written["summary"]["total"] == 1 and written["summary"]["failed"] == 0, written
+    live = envoy_filter(cluster, "schema-written", "drift")
     bad = {"apiVersion": live["apiVersion"], "kind": "EnvoyFilter",
            "metadata": {"name": "schema-check", "namespace": NAMESPACE},
            "spec": copy.deepcopy(live["spec"])}
