@@ -86,6 +86,8 @@ options:
       - Paths with their own bucket, each given as a rate or in Envoy's terms like the limit's.
       - A route's refill period must be a whole multiple of the limit's own, as Envoy requires
         (a limit per second and a route per minute, not the other way round).
+      - Routes use the filter's own descriptor rules (C(rate_limits) in C(LocalRateLimit)), which
+        Envoy has since 1.33 (Istio 1.25).
     type: list
     elements: dict
     suboptions:
