@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import Change, is_subset
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     DNS1123_SUBDOMAIN_RE,
@@ -86,6 +87,34 @@ def plan_present(client, targets):
         changes.append(Change(kind, namespace, name, "created" if live is None else "updated",
                               api_version, before=before, after=after, write=write))
     return changes
+
+
+def dry_run_rejections(client, targets, changes):
+    """What the server rejects of the planned writes, each sent first as a dry run (dryRun=All):
+    one "<object>: <reason>" per rejected object, so a batch is validated whole before any write.
+
+    `changes` are plan_present's, one per target in order. Only 400 and 422 answers are
+    rejections; other failures raise KubeError, as a real write would.
+    """
+    rejected = []
+    for (resource, namespace, obj), change in zip(targets, changes):
+        if change.write is None:
+            continue
+        try:
+            if change.action == "created":
+                client.call(resource.create, body=obj, namespace=namespace, dry_run="All",
+                            conflict_is_final=True)
+            else:
+                client.call(resource.patch, body=_fields(obj), name=change.name,
+                            namespace=namespace, content_type="application/merge-patch+json",
+                            dry_run="All")
+        except KubeError as error:
+            if error.status == 409:
+                continue  # created meanwhile: the real write patches it instead
+            if error.status not in (400, 422):
+                raise
+            rejected.append(f"{change.label}: {error}")
+    return rejected
 
 
 def _creator(client, resource, namespace, obj, patch):

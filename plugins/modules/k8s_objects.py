@@ -35,6 +35,15 @@ options:
     description: How many writes may run at once.
     type: int
     default: 8
+  dry_run_first:
+    description:
+      - Send every create and patch first as a server-side dry run (C(dryRun=All)), so the API
+        server validates the whole batch (against the CRD schemas it serves, for custom
+        resources) before the first write. If it rejects any object, the task fails naming each
+        one with the server's reason, and nothing is written.
+      - Also in check mode, where only the dry runs are sent.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshtune.mesh.auth
@@ -46,6 +55,11 @@ EXAMPLES = r"""
     definitions:
       - {apiVersion: v1, kind: Namespace, metadata: {name: istio-system}}
       - {apiVersion: v1, kind: Namespace, metadata: {name: shop, labels: {istio.io/rev: 1-30-3}}}
+
+- name: Apply custom resources only when the server accepts every one of them
+  meshtune.mesh.k8s_objects:
+    definitions: "{{ lookup('ansible.builtin.template', 'monitors.yml.j2') }}"
+    dry_run_first: true
 
 - name: Apply the objects a template renders
   meshtune.mesh.k8s_objects:
@@ -97,7 +111,10 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeError,
     fail_read,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.objects import plan_present
+from ansible_collections.meshtune.mesh.plugins.module_utils.objects import (
+    dry_run_rejections,
+    plan_present,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     add_option_problems,
     apply_changes,
@@ -112,6 +129,7 @@ def argument_spec():
     spec.update(
         definitions={"type": "raw", "required": True},
         parallelism={"type": "int", "default": 8},
+        dry_run_first={"type": "bool", "default": False},
     )
     return spec
 
@@ -170,8 +188,13 @@ def main():
     targets = resolve(module, client, definitions_of(module.params["definitions"]))
     try:
         changes = plan_present(client, targets)
+        rejected = dry_run_rejections(client, targets, changes) \
+            if module.params["dry_run_first"] else []
     except KubeError as error:
         fail_read(module, error, "the objects")
+    if rejected:
+        module.fail_json(msg=f"the API server rejects {len(rejected)} of {len(targets)} objects in a "
+                             f"dry run; nothing was written: {'; '.join(rejected)}")
     module.exit_json(**apply_changes(module, client, changes, module.params["parallelism"]))
 
 
