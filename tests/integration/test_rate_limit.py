@@ -279,3 +279,21 @@ def test_bad_options_fail_naming_the_option_with_no_request(cluster, override, o
     assert outcome["failed"] is True, outcome
     assert f"{option}: expected" in outcome["msg"], outcome["msg"]
     assert cluster.stats()["requests"]["total"] == 0
+
+
+def test_a_missing_namespace_fails_before_any_write(cluster):
+    cluster.reset_stats()
+    outcome = call_module(rate_limit.main, {"kubeconfig": str(cluster.kubeconfig), "namespace": "nowhere",
+                                            "limits": [REVIEWS]})
+    assert outcome["failed"] is True
+    assert "Namespaces not found (nothing was changed): nowhere" in outcome["msg"]
+    assert writes(cluster.stats()) == 0
+
+
+def test_a_cluster_without_the_envoy_filter_api_is_told_apart(kubeapi_factory):
+    server = kubeapi_factory("--disable", "networking.istio.io/v1alpha3")
+    outcome = call_module(rate_limit.main, {"kubeconfig": str(server.kubeconfig), "namespace": "default",
+                                            "limits": [REVIEWS]})
+    assert outcome["failed"] is True
+    assert outcome["msg"].startswith("The cluster serves no networking.istio.io EnvoyFilter API"), \
+        outcome["msg"]
