@@ -283,9 +283,9 @@ def test_mt005_duplicate_hosts(mesh):
           destination_rule("mt005", "ratings", "ratings"))
     live = json.loads(mesh.kubectl("get", "destinationrules.networking.istio.io", "-n", "mt005",
                                    "-o", "json").stdout)["items"]
-    same_host = sorted((item["metadata"]["creationTimestamp"], item["metadata"]["name"]) for item in live
-                       if item["metadata"]["name"] in ("reviews-a", "reviews-b"))
-    (_, first), (_, later) = same_host
+    first, later = [name for _created, name in sorted(
+        (item["metadata"]["creationTimestamp"], item["metadata"]["name"]) for item in live
+        if item["metadata"]["name"] in ("reviews-a", "reviews-b"))]
     assert found(analyze(mesh, ["mt005"]), "MT005") == [
         (f"DestinationRule mt005/{later}",
          f"host {fqdn} is already the host of DestinationRule mt005/{first}")]
@@ -348,7 +348,8 @@ def test_mt008_gateway_replicas_without_budget(mesh):
     fix = tasks(result, "MT008")[0]
     assert fix["module"] == "meshtune.mesh.k8s_objects"
     apply(mesh, *fix["args"]["definitions"])
-    assert [name for name, _ in found(analyze(mesh, ["mt008"]), "MT008")] == ["Deployment mt008/scaled"]
+    remaining = found(analyze(mesh, ["mt008"]), "MT008")
+    assert [name for name, _message in remaining] == ["Deployment mt008/scaled"]
 
 
 # ---- MT009 -------------------------------------------------------------------------------------

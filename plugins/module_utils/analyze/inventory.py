@@ -285,8 +285,9 @@ class Inventory:
             resources = {"requests": {}, "limits": {}}
             for option, annotation in RESOURCE_ANNOTATIONS:
                 if annotation in annotations:
-                    section = "requests" if option.endswith("request") else "limits"
-                    resources[section][option.split("_")[0]] = str(annotations[annotation])
+                    resource, _sep, which = option.partition("_")
+                    resources["requests" if which == "request" else "limits"][resource] = \
+                        str(annotations[annotation])
             return resources
         return self.proxy_defaults(revision).resources
 
