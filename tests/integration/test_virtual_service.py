@@ -42,12 +42,13 @@ CHECKOUT = {
               "mirror": {"host": "checkout-shadow", "percentage": 5.0}}],
 }
 RULES = [
-    {"name": "ratings", "host": "ratings", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
-                                                        {"name": "v2", "labels": {"version": "v2"}}]},
+    {"name": "ratings", "host": "ratings",
+     "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]},
     {"name": "reviews", "host": "reviews.bookinfo.svc.cluster.local",
      "subsets": [{"name": "v1", "labels": {"version": "v1"}}]},
-    {"name": "checkout", "host": "checkout", "subsets": [{"name": "stable", "labels": {"track": "stable"}},
-                                                         {"name": "canary", "labels": {"track": "canary"}}]},
+    {"name": "checkout", "host": "checkout",
+     "subsets": [{"name": "stable", "labels": {"track": "stable"}},
+                 {"name": "canary", "labels": {"track": "canary"}}]},
 ]
 
 
