@@ -25,7 +25,8 @@ BIN = Path(sys.executable).parent
 COLLECTIONS_DIR = REPO_ROOT / os.environ.get("COLLECTIONS_DIR", "build/collections")
 # What a built collection must never hold: the checkout's local state and its tool chain.
 NOT_SHIPPED = {".venv", "build", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ansible", ".git",
-               ".ci", "ansible.cfg", "Makefile", "tools", "bench", "requirements.txt", "pyproject.toml"}
+               ".ci", ".gitignore", ".ansible-lint", ".yamllint", "ansible.cfg", "pyproject.toml",
+               "requirements.txt", "Makefile", "tools", "bench"}
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
