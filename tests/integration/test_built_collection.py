@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from tests.ansible_runner import REPO_ROOT
 
 BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COLLECTIONS_DIR = REPO_ROOT / os.environ.get("COLLECTIONS_DIR", "build/collections")
 # What a built collection must never hold: the checkout's local state and its tool chain.
 NOT_SHIPPED = {".venv", "build", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ansible", ".git",

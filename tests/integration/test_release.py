@@ -16,6 +16,7 @@ import yaml
 
 from tests.ansible_runner import REPO_ROOT
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COLLECTIONS_DIR = REPO_ROOT / os.environ.get("COLLECTIONS_DIR", "build/collections")
 
 
