@@ -316,8 +316,8 @@ def closed_port() -> int:
     ({"istio_revision": "bad revision"}, "istio_revision"),
     ({"egress_hosts": ["no-slash"]}, "egress_hosts[0]"),
 ])
-def test_bad_input_fails_naming_the_option_before_any_request(cluster, prometheus, tmp_path, override,
-                                                               option):
+def test_bad_input_fails_naming_the_option_before_any_request(cluster, prometheus, tmp_path,
+                                                              override, option):
     others = {key: value for key, value in override.items() if key != "from_prometheus"}
     traffic = {"url": prometheus.url, **override.get("from_prometheus", {})}
     args = {"kubeconfig": str(cluster.kubeconfig), "namespaces": ["shop"], "from_prometheus": traffic,
