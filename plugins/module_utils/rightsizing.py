@@ -75,7 +75,7 @@ MATCHERS_RE = re.compile(rf"\A{_MATCHER}(?:,{_MATCHER})*,?\s*\Z")
 QUERY_NAMES = ("cpu", "memory", "growth", "recent_growth", "first", "last", "pod_owner",
                "replicaset_owner")
 QUERY_COUNT = len(QUERY_NAMES)
-FILES = ("rightsize.json", "rightsize.md", "rightsize.html")
+HISTORY_STEPS = 200
 
 
 # ---- options ---------------------------------------------------------------------------------
@@ -169,6 +169,9 @@ def build_queries(params):
     memory = f"container_memory_working_set_bytes{proxy}"
     owners = f'{{namespace=~"{namespaces}"}}'
     span, half = _duration(window), _duration(window / 2)
+    # The history's ends need no finer resolution than 1/200 of the window: its subquery
+    # re-reads every sample at each step, the costliest part of the set.
+    coarse = _duration(max(parse_duration("step", params["step"]), window / HISTORY_STEPS))
     quantile = params["cpu_percentile"] / 100.0
     return OrderedDict([
         ("cpu", f"max by (namespace, pod) (quantile_over_time({quantile:g}, "
@@ -176,8 +179,8 @@ def build_queries(params):
         ("memory", f"max by (namespace, pod) (max_over_time({memory}[{span}]))"),
         ("growth", f"max by (namespace, pod) (deriv({memory}[{span}]))"),
         ("recent_growth", f"max by (namespace, pod) (deriv({memory}[{half}]))"),
-        ("first", f"min by (namespace, pod) (min_over_time(timestamp({memory})[{span}:{step}]))"),
-        ("last", f"max by (namespace, pod) (max_over_time(timestamp({memory})[{span}:{step}]))"),
+        ("first", f"min by (namespace, pod) (min_over_time(timestamp({memory})[{span}:{coarse}]))"),
+        ("last", f"max by (namespace, pod) (max_over_time(timestamp({memory})[{span}:{coarse}]))"),
         ("pod_owner", f"max by (namespace, pod, owner_kind, owner_name) "
                       f"(max_over_time(kube_pod_owner{owners}[{span}]))"),
         ("replicaset_owner", f"max by (namespace, replicaset, owner_kind, owner_name) "
@@ -636,11 +639,13 @@ def document(entries, summary, meta):
             Section("Workloads", [table])]
 
 
-def report_files(title, entries, summary, meta):
-    """OrderedDict file name -> bytes: rightsize.json, rightsize.md, rightsize.html."""
+def report_files(title, entries, summary, meta, params):
+    """OrderedDict file name -> bytes: rightsize.json (with the tune_sidecars and rollback
+    entries, to apply or undo later), rightsize.md, rightsize.html."""
     sections = document(entries, summary, meta)
     data = OrderedDict([("title", title), ("meta", meta), ("totals", summary),
-                        ("recommendations", entries)])
+                        ("recommendations", entries), ("tune_sidecars", tune_entries(entries, params)),
+                        ("rollback", rollback_entries(entries, params))])
     return OrderedDict([
         ("rightsize.json", (json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
                             + "\n").encode("utf-8")),

@@ -442,7 +442,7 @@ def main():
     if params["output_dir"]:
         meta = {"window": params["window"], "queries": len(queries),
                 "cpu_percentile": params["cpu_percentile"], "mesh_defaults": defaults}
-        files = report_files(params["title"], entries, summary, meta)
+        files = report_files(params["title"], entries, summary, meta, params)
         result["report_files"], result["changed"] = write_report(module, params, files)
     if params["apply"]:
         apply(module, client, params, resources, workloads, entries, result)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import require_program
-from tests.observability.prometheus import PrometheusServer, promtool
+from tests.observability.prometheus import PrometheusServer
 
 Samples = list[tuple[float, float]]
 
@@ -102,7 +103,7 @@ def write_openmetrics(path: Path, series: Iterable[Series]) -> int:
 
 
 def build_blocks(series: Iterable[Series], directory: Path, promtool_bin: str | None = None,
-                 max_block_duration: str = "24h") -> Path:
+                 max_block_duration: str = "24h", timeout: float = 900) -> Path:
     """TSDB blocks of `series` in directory/data, made by `promtool tsdb create-blocks-from
     openmetrics` (the text file is removed afterwards)."""
     promtool_bin = promtool_bin or require_program("promtool")
@@ -110,11 +111,16 @@ def build_blocks(series: Iterable[Series], directory: Path, promtool_bin: str | 
     text = directory / "series.om"
     write_openmetrics(text, series)
     data = directory / "data"
+    command = [promtool_bin, "tsdb", "create-blocks-from", "openmetrics",
+               f"--max-block-duration={max_block_duration}", str(text), str(data)]
     try:
-        promtool(promtool_bin, "tsdb", "create-blocks-from", "openmetrics",
-                 f"--max-block-duration={max_block_duration}", str(text), str(data))
+        # Benchmarks' days of data for thousands of series take minutes, not seconds.
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     finally:
         text.unlink()
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
     return data
 
 
