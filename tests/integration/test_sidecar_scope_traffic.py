@@ -56,8 +56,8 @@ EXPORTED_TO_OWN_NAMESPACE = {("shop", "internal")}
 
 def admits(entry: str, sidecar_namespace: str, host: str) -> bool:
     """The documented matching for the hosts used here: ns/* , ./* and exact hosts."""
-    namespace, _, name = entry.partition("/")
-    host_namespace, _, host_name = host.partition("/")
+    namespace, name = entry.split("/", 1)
+    host_namespace, host_name = host.split("/", 1)
     if namespace == ".":
         namespace = sidecar_namespace
     return namespace == host_namespace and name in ("*", host_name)

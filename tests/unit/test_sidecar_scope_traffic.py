@@ -135,7 +135,7 @@ def test_edges_add_requests_and_connections_and_skip_nothing_counted():
 
 
 def edge(namespace, workload, host, total, cluster=None, tcp=False):
-    service_namespace, _, service = host.partition("/")
+    service_namespace, service = host.split("/", 1)
     name = cluster or service.split(".")[0]
     return ts.Edge(namespace, workload, service_namespace, service, name, 0 if tcp else total,
                    total if tcp else 0)
@@ -174,7 +174,8 @@ def test_workload_mode_counts_only_the_selected_workloads():
     assert selected == {"shop": {"cart"}}
     calls = [edge("shop", "cart", "payments/charge.payments.svc.cluster.local", 5),
              edge("shop", "catalog", "db/postgres.db.svc.cluster.local", 5, tcp=True)]
-    [scope], _ = ts.plan_scopes(["shop"], calls, [], "istio-system", 1, selected)
+    [scope], outside = ts.plan_scopes(["shop"], calls, [], "istio-system", 1, selected)
+    assert outside == []
     assert scope["egress_hosts"] == ["istio-system/*", "payments/charge.payments.svc.cluster.local"]
 
 
