@@ -13,6 +13,7 @@ import yaml
 from ansible_collections.meshtune.mesh.plugins.module_utils.upgrade import ISTIO_KINDS
 from ansible_collections.meshtune.mesh.plugins.modules import istio_precheck, revision_pods
 from tests.ansible_runner import REPO_ROOT, run_playbook
+from tests.integration.test_upgrade_playbooks import Cluster
 from tests.module_harness import call_module
 
 pytestmark = [pytest.mark.integration]
@@ -268,3 +269,21 @@ def test_removal_refuses_unless_forced(stale, tmp_path):
     # Forced: the uninstall runs (the release does not exist here, so Helm has nothing to remove).
     assert "Uninstall each release with Helm's Go SDK" in forced.stdout, forced.stdout
     assert forced.returncode == 0, forced.stdout
+
+
+def test_the_upgrade_stops_at_the_precheck_with_nothing_changed(kubeapi_factory, tmp_path):
+    server = kubeapi_factory()
+    cluster = Cluster(server, tmp_path)
+    apply(server, namespace("istio-system"), namespace("shop", **{"istio.io/rev": OLD}),
+          namespace("payments", **{"istio-injection": "enabled", "istio.io/rev": OLD}))
+    apply(server, destination_rule("legacy", "v1alpha3"))
+    server.reset_stats()
+    result = cluster.play("upgrade.yml", {"istio_revision": NEW, "istio_previous_revision": OLD,
+                                          "istio_canary_tag": TAG})
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert "Upgrade precheck: 2 finding(s), nothing was changed" in output
+    assert "Namespace payments" in output and "DestinationRule shop/legacy" in output
+    verbs = server.stats()["requests"]["by_verb"]
+    assert not set(verbs) & {"create", "update", "patch", "delete"}, verbs
+    assert not cluster.rendered.exists()

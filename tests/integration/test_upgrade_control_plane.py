@@ -11,9 +11,17 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from ansible_collections.meshtune.mesh.plugins.modules import control_plane_compare
 from tests.conftest import require_program
+from tests.integration.test_upgrade_playbooks import (
+    NAMESPACES,
+    REVISION_ANNOTATION,
+    WORKLOADS,
+    Cluster,
+    succeeded,
+)
 from tests.module_harness import call_module
 from tests.observability.prometheus import PrometheusServer, free_port
 
@@ -128,3 +136,20 @@ def test_bad_options_fail_before_any_query():
     for part in ("url", "previous_revision: expected a revision other than revision", "window",
                  "limits.push_rate: expected a factor above 0", "limits.cpu: expected one of push_rate"):
         assert part in result["msg"]
+
+
+def test_a_control_plane_miss_rolls_the_canary_back(prometheus, kubeapi_factory, tmp_path):
+    cluster = Cluster(kubeapi_factory(), tmp_path)
+    succeeded(cluster.play("install.yml", {"istio_version": "1.29.6"}))
+    cluster.server.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(WORKLOADS))
+    result = cluster.play("upgrade.yml", {
+        "istio_revision": NEW, "istio_previous_revision": OLD,
+        "istio_gate_prometheus_url": prometheus.url, "istio_gate_compare_time": str(prometheus.last)})
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())
+    assert "failed at 'Compare the new control plane with the old one over the same window'" in output
+    assert f"Control plane of {NEW} worse than {OLD} over the same 10m: push_rate beyond the limit" in output
+    assert f"Rolled back: shop are on {OLD} again" in output
+    assert cluster.labels() == dict.fromkeys(NAMESPACES, OLD)
+    assert cluster.values("istio-base")["defaultRevision"] == OLD
+    assert cluster.pod_annotations()["shop/web"][REVISION_ANNOTATION] == OLD

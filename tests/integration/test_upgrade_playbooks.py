@@ -2,8 +2,9 @@
 
 Render-only first: the charts' values are rendered, while namespaces, labels, restarts and the
 Sidecar default are applied to the server. The scenario: install revision 1-29-6; canary upgrade
-of shop to 1-30-3 (tag prod-canary) without promotion; rollback; an upgrade whose gate (the verify
-role, playbooks/gates/verify.yml, loading a local server) misses a target and rolls itself back; a
+of shop to 1-30-3 (tag prod-canary) without promotion, gated by readiness only; rollback; an
+upgrade whose gate (by default the verify role, playbooks/gates/verify.yml, since
+meshtune_verify_targets is set; loading a local server) misses a target and rolls itself back; a
 full upgrade with promotion through the same gate with reachable targets. Each phase is a module
 fixture built on the one before, so any single test can run alone. The last test installs and
 upgrades with the cli Helm driver, through a stand-in `helm` program (none is installable here).
@@ -136,8 +137,11 @@ def verify_gate(installed, url: str, targets: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def failed_gate(rolled_back, installed, canary_service):
-    result = installed.play("upgrade.yml", verify_gate(installed, canary_service,
-                                                       {**REACHABLE, "p50_ms": 0.0001}))
+    """The verify gate by default: meshtune_verify_targets set, no gate task file named."""
+    variables = {**verify_gate(installed, canary_service, {}), "meshtune_upgrade_gate_tasks": "",
+                 "meshtune_verify_targets": {**REACHABLE, "p50_ms": 0.0001}}
+    del variables["verify_targets"]
+    result = installed.play("upgrade.yml", variables)
     return result, installed.labels(), installed.pod_annotations()
 
 
@@ -170,6 +174,10 @@ def test_canary_installs_the_new_revision_beside_the_old(canary, installed):
     assert installed.values(f"istiod-{OLD}")["revision"] == OLD  # still there
     assert installed.values("istio-base")["defaultRevision"] == OLD  # not promoted yet
     assert "Not promoted" in canary[0]
+    # No targets and no Prometheus: the run says what the gate did not check.
+    output = " ".join(canary[0].split())
+    assert "The canary was judged by readiness only: set meshtune_verify_targets" in output
+    assert "Control planes not compared: no Prometheus URL" in output
 
 
 def test_canary_rerun_changes_nothing(canary, installed):
@@ -214,7 +222,7 @@ def test_promotion_moves_every_namespace_and_removes_the_old_revision(promoted, 
     assert not (installed.rendered / f"istiod-{OLD}.values.yaml").exists()
     plan = yaml.safe_load((installed.rendered / f"istiod-{OLD}.uninstall.yaml").read_text())
     assert plan == {"action": "uninstall", "release": f"istiod-{OLD}", "namespace": "istio-system",
-                    "revision": OLD}
+                    "revision": OLD, "pods_still_injected": []}
 
 
 def test_promotion_rerun_changes_nothing(promoted, installed):
