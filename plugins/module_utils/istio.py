@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import lookup_served_version
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import require_served_version
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     INT32_MAX,
     UINT32_MAX,
@@ -33,11 +33,8 @@ def served_networking_version(module, client, kind):
     """The networking.istio.io version the cluster serves for `kind`, newest first; fails the
     task (Istio is probably not installed) when discovery says it serves none, and with the
     unreachable message when the cluster could not be asked."""
-    version = lookup_served_version(module, client, NETWORKING_GROUP, kind, NETWORKING_VERSIONS)
-    if version is None:
-        module.fail_json(msg=f"The cluster serves no {NETWORKING_GROUP} {kind} API "
-                             f"({', '.join(NETWORKING_VERSIONS)}): is Istio installed?")
-    return version
+    return require_served_version(module, client, NETWORKING_GROUP, kind, NETWORKING_VERSIONS,
+                                  "is Istio installed?")
 
 
 # A DNS label as Istio takes it in hosts (any case), and the longest host name.

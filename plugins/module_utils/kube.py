@@ -282,6 +282,15 @@ def lookup_served_version(module, client, group, kind, preferred):
         module.fail_json(msg=unreachable_message(module.params, failure_reason(error)))
 
 
+def require_served_version(module, client, group, kind, preferred, hint):
+    """lookup_served_version, failing the task when the cluster serves none of `preferred`;
+    `hint` says what is probably missing (such as "is Istio installed?")."""
+    version = lookup_served_version(module, client, group, kind, preferred)
+    if version is None:
+        module.fail_json(msg=f"The cluster serves no {group} {kind} API ({', '.join(preferred)}): {hint}")
+    return version
+
+
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 MAX_ATTEMPTS = 6
 BASE_DELAY = 0.2

@@ -78,23 +78,19 @@ missing_api_versions:
 """
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
-    KUBERNETES_IMPORT_ERROR,
     POINT_ELSEWHERE,
+    KubeClient,
+    KubeError,
     auth_argument_spec,
-    unreachable_message,
+    fail_read,
     validated_module,
 )
 
-if KUBERNETES_IMPORT_ERROR is None:
-    from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
 
-    from ansible_collections.meshtune.mesh.plugins.module_utils.kube import CONNECTION_ERRORS
-
-
-def served_api_versions(dynamic_client):
+def served_api_versions(client):
     """Group/versions from the discovery documents `/api` and `/apis`."""
-    core = dynamic_client.request("GET", "/api")
-    groups = dynamic_client.request("GET", "/apis")
+    core = client.call(client.dynamic.request, "GET", "/api")
+    groups = client.call(client.dynamic.request, "GET", "/apis")
     versions = list(core.versions)
     for group in groups.groups:
         versions.extend(version.groupVersion for version in group.versions)
@@ -105,14 +101,15 @@ def main():
     argument_spec = auth_argument_spec()
     argument_spec["required_api_versions"] = {"type": "list", "elements": "str", "default": []}
     module = validated_module(argument_spec, lambda params: None)
+    client = KubeClient.from_module(module)
+    # The client read the server's version when it connected.
+    server_version = client.dynamic.version["kubernetes"]["gitVersion"]
     try:
-        dynamic_client = get_api_client(module=module).client
-        server_version = dynamic_client.version["kubernetes"]["gitVersion"]
-        api_versions = served_api_versions(dynamic_client)
-    except CONNECTION_ERRORS as error:
-        module.fail_json(msg=unreachable_message(module.params, error))
+        api_versions = served_api_versions(client)
+    except KubeError as error:
+        fail_read(module, error, "the API server's version and discovery documents")
     missing = [v for v in module.params["required_api_versions"] if v not in api_versions]
-    result = {"changed": False, "server": dynamic_client.configuration.host,
+    result = {"changed": False, "server": client.dynamic.configuration.host,
               "server_version": server_version, "api_versions": api_versions,
               "missing_api_versions": missing}
     if missing:

@@ -35,12 +35,12 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine impor
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.http1 import parse_url
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     DNS1123_SUBDOMAIN_RE,
-    DURATION_RE,
     InvalidOption,
     Problems,
     check_name,
     check_quantity_pair,
     check_range,
+    duration_nanoseconds,
     parse_quantity,
 )
 
@@ -49,19 +49,13 @@ MAX_CONNECTIONS = 10000
 # File descriptors a worker process needs besides its connections: its selector or event loop,
 # the socket pair to the parent, and what the interpreter keeps open.
 FD_RESERVE = 16
-_DURATION_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                 "m": 60.0, "h": 3600.0}
 # RFC 9110 token: what a method or a header name may contain.
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 def duration_seconds(path, value, minimum=0.0, allow_zero=False):
-    """Seconds of a duration string such as 30s, 1m30s or 250ms; InvalidOption otherwise."""
-    if not isinstance(value, str) or not DURATION_RE.match(value):
-        raise InvalidOption(path, "a duration such as 30s, 250ms, 1m or 1h30m", value)
-    seconds = sum(float(number) * _UNIT_SECONDS[unit]
-                  for number, unit in _DURATION_PART_RE.findall(value))
+    """Seconds of a Go duration string such as 30s, 1m30s or 250ms; InvalidOption otherwise."""
+    seconds = float(duration_nanoseconds(path, value)) / 1e9
     if seconds < minimum or (seconds == 0 and not allow_zero):
         expected = "a duration of at least 0s" if allow_zero else "a duration longer than 0s"
         raise InvalidOption(path, expected, value)
