@@ -562,35 +562,27 @@ objects:
        state: deleted}
 """
 
-import datetime
-from collections import OrderedDict
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_engine
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     LoadError,
     assess,
     run_load,
-    schedule_figures,
-)
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.errors import (
-    CLIENT_ERROR_KINDS,
-    LOCAL_ERROR_KINDS,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options import (
     ENGINES,
     spec_from_params,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.task import (
+    ProgressLog,
+    load_text,
+    local_output,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.redact import (
     SecretHidingModule,
     redact_fields,
-    redact_url,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
-    result_from_run,
-    summarize,
-    write_result_file,
-)
+from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import write_result_file
 
 
 def argument_spec():
@@ -638,41 +630,12 @@ def argument_spec():
     return spec
 
 
-class ProgressLog:
-    """Progress lines to the progress file (when given) and to the module's debug log."""
-
-    def __init__(self, module, path, url):
-        self.module = module
-        self.path = path
-        self.url = url
-        self.failed = None
-
-    def write(self, text):
-        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        line = f"{stamp} load_test {redact_url(self.url)}: {text}"
-        self.module.debug(line)
-        if self.path is None or self.failed is not None:
-            return
-        try:
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-        except OSError as err:
-            # Progress is a convenience: losing it must not end the load test.
-            self.failed = str(err)
-
-    def report(self, figures):
-        self.write("{elapsed:.1f}s {phase} sent={sent} rate={rate:.1f}/s p99={p99_ms:.3f}ms "
-                   "errors={errors}".format(**figures))
-
-
 def run_fortio(module, params, spec, log):
     """The in-cluster engine: fortio_engine does the work, this reports it as the module."""
     settings = spec.fortio
     if not module.check_mode:
-        measured = f"{params['requests']} requests" if spec.requests is not None else params["duration"]
         log.write(f"start: fortio {settings.version}, {settings.client_pods} client pods, "
-                  f"{'max' if spec.qps == 0 else f'{spec.qps:g}'} qps, {spec.connections} "
-                  f"connections, {measured} after {params['warmup']} warm-up, "
+                  f"{load_text(params, spec)}, "
                   f"{'with' if settings.sidecar else 'without'} sidecars")
     output, failure = fortio_engine.execute(module, spec, log.write)
     redact_fields(output, "url", "result.URL")
@@ -712,9 +675,7 @@ def main():
         run_fortio(module, params, spec, log)
     if module.check_mode:
         module.exit_json(changed=False, msg="check mode: options are valid, no request was sent")
-    measured = f"{params['requests']} requests" if spec.requests is not None else params["duration"]
-    log.write(f"start: {'max' if spec.qps == 0 else f'{spec.qps:g}'} qps, {spec.connections} "
-              f"connections, {measured} after {params['warmup']} warm-up")
+    log.write(f"start: {load_text(params, spec)}")
     try:
         run = run_load(spec)
     except LoadError as err:
@@ -731,24 +692,6 @@ def main():
         log.write(f"failed: {failure}")
         failure = f"Load test failed: {failure}"
     finish(module, params, log, output, failure=failure)
-
-
-def local_output(run, labels, max_not_sent):
-    """The output of a local engine run: fortio's result plus meshtune's fields (ClientErrors,
-    NotSent), the summary with client and server errors apart, errors by kind with the first
-    error of each kind, and how the schedule was kept."""
-    result = result_from_run(run, labels=labels)
-    result["ClientErrors"] = OrderedDict(sorted(
-        (kind, run.error_kinds[kind]) for kind in CLIENT_ERROR_KINDS if run.error_kinds.get(kind)))
-    result["NotSent"] = run.not_sent
-    summary = summarize(result)
-    summary["client_errors"] = run.client_errors
-    summary["server_errors"] = run.server_errors
-    summary["not_sent"] = run.not_sent
-    return {"changed": False, "result": result, "summary": summary,
-            "errors": {kind: run.error_kinds.get(kind, 0) for kind in LOCAL_ERROR_KINDS},
-            "first_errors": run.first_error_messages(),
-            "schedule": schedule_figures(run, max_not_sent)}
 
 
 if __name__ == "__main__":
