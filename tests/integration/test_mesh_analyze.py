@@ -268,7 +268,8 @@ def test_mt004_hpa_on_pod_cpu_of_an_injected_workload(mesh):
                 "name": "cpu", "container": "app",
                 "target": {"type": "Utilization", "averageUtilization": utilization}}}, memory_metric],
             "scale_down": {"stabilization_window_seconds": 120,
-                           "policies": [{"type": "Pods", "value": 1, "period_seconds": 60}]}}]}}]
+                           "policies": [{"type": "Pods", "value": 1, "period_seconds": 60}]}}],
+        "force": True}}]
 
 
 # ---- MT005 -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ fail_on gate, and playbooks/analyze.yml."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -15,7 +16,11 @@ from tests.integration.test_mesh_analyze import (
     ISTIO_NAMESPACE,
     apply,
     control_plane,
+    cpu_metric,
+    deployment,
+    hpa,
     injected,
+    limit_range,
     namespace,
     service,
 )
@@ -145,3 +150,38 @@ def test_analyze_playbook_reports_beside_verify_and_gates(mesh, tmp_path):
     assert gated.returncode != 0
     assert "1 finding(s) of severity error or worse: MT012 Namespace legacy" in gated.stdout
     assert "Service shop/web" in gated.stdout, "the table is shown before the gate fails"
+
+
+def test_the_fix_tasks_run_as_given_and_fix_their_findings(kubeapi_factory):
+    """Every fix_task, run through its module unchanged, removes the finding it was given for."""
+    server = kubeapi_factory()
+    gateway = deployment("fixes", "ingress", replicas=2, labels={"istio": "ingressgateway"})
+    apply(server, *control_plane(ISTIO_NAMESPACE), injected("fixes"),
+          namespace("moved", **{"istio.io/rev": STALE_REVISION}),
+          service("fixes", "web", [{"name": "http", "port": 80}]),
+          deployment("fixes", "web", annotations={"proxy.istio.io/config": "concurrency: 0"}),
+          hpa("fixes", "web", "web", [cpu_metric(70)]),
+          limit_range("fixes", "containers", default={"memory": "256Mi"}),
+          deployment("fixes", "api", annotations={"sidecar.istio.io/proxyCPU": "100m"}), gateway)
+    options = {"kubeconfig": str(server.kubeconfig), "namespaces": ["fixes", "moved"],
+               "min_services_for_scope": 0}
+    before = call_module(mesh_analyze.main, options)
+    fixable = [f for f in before["findings"] if f["fix_task"]]
+    assert {f["code"] for f in fixable} == {"MT002", "MT003", "MT004", "MT008", "MT010", "MT012"}
+    for finding in fixable:
+        name = finding["fix_task"]["module"].rpartition(".")[2]
+        module = importlib.import_module(f"ansible_collections.meshtune.mesh.plugins.modules.{name}")
+        outcome = call_module(module.main, {"kubeconfig": str(server.kubeconfig),
+                                            **finding["fix_task"]["args"]})
+        assert outcome.get("failed") is not True, (finding["code"], outcome.get("msg"))
+        assert outcome["changed"] is True, finding["code"]
+    after = {(f["code"], f["object"]) for f in call_module(mesh_analyze.main, options)["findings"]}
+    assert after.isdisjoint((f["code"], f["object"]) for f in fixable), after
+
+
+def test_an_unreachable_server_is_named(kubeapi_factory):
+    server = kubeapi_factory()
+    server.stop()
+    result = call_module(mesh_analyze.main, {"kubeconfig": str(server.kubeconfig)})
+    assert result["failed"] is True
+    assert result["msg"].startswith(f"Cannot reach the Kubernetes API server {server.url}")

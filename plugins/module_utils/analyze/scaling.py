@@ -16,6 +16,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory im
     template_meta,
     template_spec,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import is_managed
 
 GATEWAY_ISTIO_LABELS = ("ingressgateway", "egressgateway")
 GATEWAY_NAME_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
@@ -61,7 +62,8 @@ def _container_policy(hpa, workload, utilization):
         behavior = (spec.get("behavior") or {}).get(field)
         if behavior:
             policy[direction] = _snake_keys(behavior)
-    return task("hpa_policy", namespace=hpa["metadata"]["namespace"], policies=[policy])
+    taken_over = {} if is_managed(hpa) else {"force": True}  # hpa_policy leaves others' HPAs alone
+    return task("hpa_policy", namespace=hpa["metadata"]["namespace"], policies=[policy], **taken_over)
 
 
 @rule("MT004", "warning", "HPA on an injected workload scales on pod CPU utilization",
@@ -70,7 +72,8 @@ def _container_policy(hpa, workload, utilization):
       application's load) moves the scaling decision, so the workload scales out too early or
       too late.""",
       fix="""Scale on the application container's CPU with a ContainerResource metric
-      (meshtune.mesh.hpa_policy; force=true takes over an HPA meshtune does not manage yet).""")
+      (meshtune.mesh.hpa_policy; the task has force=true for an HPA meshtune does not manage yet,
+      which it then takes over).""")
 def hpa_pod_cpu(inventory, settings):
     for _kind, hpa in inventory.analyzed_objects("HorizontalPodAutoscaler"):
         spec = hpa.get("spec") or {}
