@@ -15,6 +15,11 @@ same client and answer parsing (module_utils.prometheus) in this process:
   (`--loop-sample`, default 200) and its per-workload time scaled to all of them; pass
   `--loop-sample 2000` to time all of it.
 
+Both are measured twice: with the CPU percentile as a subquery over the raw counter, and over a
+recording rule's per-pod CPU rate series (RECORDED, generated beside the raw series as the rule
+would have recorded them while scraping; sidecar_recommend's option cpu_recording_rule), which
+the loop then reads too.
+
 Printed: queries sent, wall time and peak Python memory (tracemalloc) of each, and the ratios,
 all measured in one run.
 
@@ -51,6 +56,7 @@ PARAMS = {"window": "24h", "min_history": "12h", "step": "1m", "rate_interval": 
           "cpu_percentile": 95.0, "cpu_headroom": 0.0, "memory_headroom": 0.15, "cpu_limit": "none",
           "memory_limit": 1.0, "min_cpu": "10m", "min_memory": "64Mi", "max_step_down": 0.5,
           "leak_growth": 0.2, "kinds": ["Deployment"], "metric_filter": None}
+RECORDED = "meshtune:istio_proxy_cpu_usage:rate5m"
 CURRENT = {"cpu_request": "100m", "cpu_limit": "2000m", "memory_request": "128Mi",
            "memory_limit": "1024Mi", "concurrency": 2}
 
@@ -79,6 +85,7 @@ def generate(names, times) -> Iterator[Series]:
         base = rng.uniform(0.005, 0.3)
         rates = [base * (1 + 0.3 * math.sin(i / 90)) for i in range(len(times))]
         yield Series("container_cpu_usage_seconds_total", labels, counter(rates, times))
+        yield Series(RECORDED, {"namespace": namespace, "pod": pod}, list(zip(times, rates, strict=True)))
         memory = rng.uniform(40, 200) * MIB
         yield Series("container_memory_working_set_bytes", labels,
                      [(t, memory + (i % 30) * 4096) for i, t in enumerate(times)])
@@ -107,6 +114,7 @@ def loop_way(url, params, names):
     """Per workload: its CPU percentile and memory maximum, one query each, on one session."""
     percentile = params["cpu_percentile"] / 100
     window = params["window"]
+    recorded = params.get("cpu_recording_rule")
     results = []
     with requests.Session() as session:
         def ask(query):
@@ -116,8 +124,9 @@ def loop_way(url, params, names):
 
         for namespace, name, _pod in names:
             selector = f'{{container="istio-proxy",namespace="{namespace}",pod=~"{name}-.*"}}'
-            cpu = ask(f"max(quantile_over_time({percentile:g}, rate(container_cpu_usage_seconds_total"
-                      f"{selector}[5m])[{window}:1m]))")
+            usage = f'{recorded}{{namespace="{namespace}",pod=~"{name}-.*"}}[{window}]' if recorded \
+                else f"rate(container_cpu_usage_seconds_total{selector}[5m])[{window}:1m]"
+            cpu = ask(f"max(quantile_over_time({percentile:g}, {usage}))")
             memory = ask(f"max(max_over_time(container_memory_working_set_bytes{selector}[{window}]))")
             results.append((cpu, memory))
     return results
@@ -151,18 +160,23 @@ def main() -> None:
         print(f"data: {options.workloads} workloads x {options.hours} h at {STEP:.0f} s "
               f"({len(times)} samples per series), blocks built in {time.perf_counter() - started:.1f} s")
         with serve_blocks(data) as server:
-            ours = CountingClient(server.url, timeout=600)
-            entries, our_time, our_peak = measure(meshtune_way, ours, params, names)
-            sized = sum(1 for entry in entries if entry["action"] != "skipped")
-            _values, sample_time, peer_peak = measure(loop_way, server.url, params, sample)
+            for label, extra in (("subquery", {}), ("recording rule", {"cpu_recording_rule": RECORDED})):
+                compare(server.url, {**params, **extra}, names, sample, label)
+
+
+def compare(url, params, names, sample, label):
+    ours = CountingClient(url, timeout=600)
+    entries, our_time, our_peak = measure(meshtune_way, ours, params, names)
+    sized = sum(1 for entry in entries if entry["action"] != "skipped")
+    _values, sample_time, peer_peak = measure(loop_way, url, params, sample)
     scale = len(names) / len(sample)
     peer_time, peer_queries = sample_time * scale, 2 * len(names)
+    print(f"\nCPU percentile from a {label}; {sized} of {len(entries)} workloads sized")
     print(f"{'':34}{'queries':>10}{'wall s':>10}{'peak MiB':>10}")
     print(f"{'meshtune.mesh.sidecar_recommend':34}{ours.sent:>10}{our_time:>10.2f}{our_peak / MIB:>10.1f}")
     timed = f"   ({len(sample)} timed: {sample_time:.2f} s, scaled x{scale:g})" if scale != 1 else ""
     print(f"{'one-query-per-workload loop':34}{peer_queries:>10}{peer_time:>10.2f}"
           f"{peer_peak / MIB:>10.1f}{timed}")
-    print(f"workloads sized: {sized} of {len(entries)}")
     print(f"ratio: {peer_queries / ours.sent:.0f}x fewer queries, {peer_time / our_time:.1f}x faster "
           f"(peer / meshtune, same run)")
 

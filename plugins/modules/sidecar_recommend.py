@@ -32,8 +32,9 @@ description:
     defaults (ConfigMap O(injector_configmap)) and the mesh's default concurrency (ConfigMap
     O(mesh_configmap)), read from the cluster.
   - B(Cost) is fixed, eight instant queries for any number of workloads, whose subqueries and
-    range functions evaluate the window inside Prometheus (no recording rules needed), never
-    one query per workload.
+    range functions evaluate the window inside Prometheus, never one query per workload. No
+    recording rule is needed; one for the CPU rate (O(cpu_recording_rule)) makes the costliest
+    query a plain range function.
   - Reports only, unless O(apply=true); then it writes the resized workloads' annotations
     through the same engine as M(meshtune.mesh.sidecar_resources), one merge patch per changed
     workload, check and diff mode, and O(wait).
@@ -65,6 +66,14 @@ options:
     description:
       - Extra PromQL label matchers for the cAdvisor series, for example C(cluster="eu-1") when
         one Prometheus holds several clusters.
+    type: str
+  cpu_recording_rule:
+    description:
+      - Name of a recorded series of the per-pod istio-proxy CPU usage rate (labels C(namespace)
+        and C(pod)), for example C(meshtune:istio_proxy_cpu_usage:rate5m) recorded by
+        C(max by (namespace, pod) (rate(container_cpu_usage_seconds_total{container="istio-proxy"}[5m]))).
+      - The CPU percentile then reads the recorded samples instead of evaluating a subquery over
+        the window, the costliest query by far. Without it, a subquery at O(step) is used.
     type: str
   window:
     description: How far back to look, a Prometheus duration.
@@ -341,6 +350,7 @@ def argument_spec():
         kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
         label_selector={"type": "str"},
         metric_filter={"type": "str"},
+        cpu_recording_rule={"type": "str"},
         window={"type": "str", "default": "7d"},
         min_history={"type": "str", "default": "24h"},
         step={"type": "str", "default": "1m"},

@@ -36,6 +36,8 @@ PROXY_CONFIG = "proxy.istio.io/config"
 DEFAULTS = {"cpu_request": "150m", "cpu_limit": "1500m", "memory_request": "192Mi",
             "memory_limit": "768Mi", "concurrency": 2}
 NAMESPACES = ["shop", "pay"]
+# A recording rule's per-pod CPU rate, as max by (namespace, pod) (rate(...[5m])) records it.
+RECORDED = "meshtune:istio_proxy_cpu_usage:rate5m"
 END = math.floor((time.time() - 120) / STEP) * STEP
 TIMES = aligned_times(WINDOW_HOURS * 3600, STEP, END)
 
@@ -146,6 +148,8 @@ def series():
                                  counter(pod.cpu[pod.start:pod.stop], times, start=1000.0)))
             result.append(Series("container_memory_working_set_bytes", labels,
                                  list(zip(times, pod.memory[pod.start:pod.stop], strict=True))))
+            result.append(Series(RECORDED, {"namespace": workload.namespace, "pod": pod.name},
+                                 list(zip(times, pod.cpu[pod.start:pod.stop], strict=True))))
             # the application container beside it must not count
             app = {**labels, "container": workload.name}
             result.append(Series("container_memory_working_set_bytes", app,
@@ -330,6 +334,17 @@ def test_exact_recommendations_from_the_samples(cluster, prometheus, tmp_path):
         assert entry["pods"] == len(workload.pods), workload.name
     assert found["legacy"]["action"] == "skipped"
     assert "injection is off" in found["legacy"]["reason"]
+
+
+def test_a_recording_rule_gives_the_same_recommendations(cluster, prometheus):
+    recorded = by_name(run(cluster, prometheus, cpu_recording_rule=RECORDED))
+    computed = by_name(run(cluster, prometheus))
+    for workload in WORKLOADS:
+        if workload.expect_skip:
+            continue
+        usage = max(percentile(pod.cpu[pod.start:pod.stop], 95) for pod in workload.pods)
+        assert recorded[workload.name]["usage"]["cpu_cores"] == pytest.approx(usage, rel=1e-9)
+        assert recorded[workload.name]["recommended"] == computed[workload.name]["recommended"]
 
 
 def test_the_cases_behave_as_their_names_say(cluster, prometheus):

@@ -141,6 +141,9 @@ def test_queries_are_a_fixed_set_for_any_number_of_namespaces():
     assert len(few) == len(many) == QUERY_COUNT
     assert 'namespace=~"team-0|team-1|' in many["cpu"] and ',cluster="eu-1"}' in many["cpu"]
     assert "quantile_over_time(0.95," in few["cpu"] and "[604800s:60s]" in few["cpu"]
+    recorded = build_queries({**PARAMS, "cpu_recording_rule": "meshtune:istio_proxy_cpu_usage:rate5m"})
+    assert 'meshtune:istio_proxy_cpu_usage:rate5m{namespace=~"shop"}[604800s]))' in recorded["cpu"]
+    assert "rate(" not in recorded["cpu"] and len(recorded) == QUERY_COUNT
 
 
 @pytest.mark.parametrize(("change", "option"), [
@@ -151,6 +154,7 @@ def test_queries_are_a_fixed_set_for_any_number_of_namespaces():
     ({"leak_growth": 0}, "leak_growth"), ({"min_cpu": "-5m"}, "min_cpu"),
     ({"metric_filter": "cluster=eu"}, "metric_filter"), ({"prometheus_url": "ftp://x"}, "prometheus_url"),
     ({"namespaces": []}, "namespaces"), ({"step": "soon"}, "step"),
+    ({"cpu_recording_rule": "rate(x[5m])"}, "cpu_recording_rule"),
 ])
 def test_each_bad_option_is_named(change, option):
     message = validate({**PARAMS, **change})
