@@ -185,3 +185,13 @@ def test_an_unreachable_server_is_named(kubeapi_factory):
     result = call_module(mesh_analyze.main, {"kubeconfig": str(server.kubeconfig)})
     assert result["failed"] is True
     assert result["msg"].startswith(f"Cannot reach the Kubernetes API server {server.url}")
+
+
+def test_a_kind_the_cluster_does_not_serve_is_noted_not_fatal(kubeapi_factory):
+    server = kubeapi_factory("--disable", "autoscaling/v2,policy/v1")
+    apply(server, *control_plane(ISTIO_NAMESPACE), injected("shop"))
+    result = call_module(mesh_analyze.main, {"kubeconfig": str(server.kubeconfig)})
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["notes"] == [f"the cluster serves no {kind} API: its rules found nothing"
+                               for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
+    assert result["objects"]["HorizontalPodAutoscaler"] == result["objects"]["PodDisruptionBudget"] == 0
