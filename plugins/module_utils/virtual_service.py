@@ -20,6 +20,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     check_export_to,
     check_proxy_duration,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, fail_read
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     INT32_MAX,
     InvalidOption,
@@ -330,6 +331,27 @@ def subset_problems(references, rules):
             problems.append(str(InvalidOption(path, f"a subset of the DestinationRule for {host} "
                                               f"(host {matching[0]}; its subsets: {known})", subset)))
     return problems
+
+
+def check_subsets(module, client, version):
+    """Fail, naming the route, when a subset is not defined by a DestinationRule for its host.
+
+    Reads the DestinationRules of each namespace concerned once; writes nothing.
+    """
+    namespace = module.params["namespace"]
+    references = [reference for index, service in enumerate(module.params["services"])
+                  for reference in referenced_subsets(f"services[{index}]", service, namespace)]
+    if not references:
+        return
+    try:
+        resource = client.resource(f"{NETWORKING_GROUP}/{version}", "DestinationRule")
+        rules = [rule for ns in destination_rule_namespaces(namespace, references)
+                 for rule in client.list(resource, namespace=ns)]
+    except KubeError as error:
+        fail_read(module, error, "DestinationRules")
+    problems = subset_problems(references, rules)
+    if problems:
+        module.fail_json(msg="Invalid options (nothing was changed): " + "; ".join(problems))
 
 
 # Builders -------------------------------------------------------------------------------------

@@ -289,9 +289,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     KubeClient,
-    KubeError,
     auth_argument_spec,
-    fail_read,
     validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
@@ -304,11 +302,9 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import Problems, check_name, check_unique
 from ansible_collections.meshtune.mesh.plugins.module_utils.virtual_service import (
     RE2_IMPORT_ERROR,
+    check_subsets,
     check_virtual_service,
-    destination_rule_namespaces,
-    referenced_subsets,
     route_warnings,
-    subset_problems,
     virtual_service_object,
 )
 
@@ -364,27 +360,6 @@ def validate(params):
         check_virtual_service(problems, f"services[{index}]", service, params["state"])
     add_option_problems(problems, params)
     return problems.message()
-
-
-def check_subsets(module, client, version):
-    """Fail, naming the route, when a subset is not defined by a DestinationRule for its host.
-
-    Reads the DestinationRules of each namespace concerned once; writes nothing.
-    """
-    namespace = module.params["namespace"]
-    references = [reference for index, service in enumerate(module.params["services"])
-                  for reference in referenced_subsets(f"services[{index}]", service, namespace)]
-    if not references:
-        return
-    try:
-        resource = client.resource(f"{NETWORKING_GROUP}/{version}", "DestinationRule")
-        rules = [rule for ns in destination_rule_namespaces(namespace, references)
-                 for rule in client.list(resource, namespace=ns)]
-    except KubeError as error:
-        fail_read(module, error, "DestinationRules")
-    problems = subset_problems(references, rules)
-    if problems:
-        module.fail_json(msg="Invalid options (nothing was changed): " + "; ".join(problems))
 
 
 def main():
