@@ -188,8 +188,8 @@ def run_checks(client, params):
             findings += deprecation_findings(kind, group, current, deprecated, obj, new)
     findings += label_clash_findings(client.list(client.resource("v1", "Namespace")))
     if params["tags"]:
-        hooks = client.list(client.resource("admissionregistration.k8s.io/v1",
-                                             "MutatingWebhookConfiguration"), label_selector=TAG_LABEL)
+        webhooks = client.resource("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        hooks = client.list(webhooks, label_selector=TAG_LABEL)
         findings += tag_findings(hooks, params["tags"], params["revision"])
     versions = {"new": version_text(new), "previous": version_text(old) if old else None,
                 "previous_from": source}
