@@ -19,18 +19,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.ansible_runner import REPO_ROOT
+from tests.requirement_files import requirement_lines
 
 EE = yaml.safe_load((REPO_ROOT / "meta" / "execution-environment.yml").read_text())
 GALAXY = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
 
 
-def requirements(path: Path) -> list[str]:
-    """The requirement lines of a pip requirements file (comments and blank lines dropped)."""
-    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-RUNTIME = [Requirement(line) for line in requirements(REPO_ROOT / EE["dependencies"]["python"])]
+RUNTIME = [Requirement(line) for line in requirement_lines(REPO_ROOT / EE["dependencies"]["python"])]
 
 
 def build_ignored(path: str) -> bool:
@@ -46,13 +41,13 @@ def test_the_collection_metadata_names_shipped_files_that_ansible_builder_reads(
         path = EE["dependencies"][kind]
         assert (REPO_ROOT / path).is_file() and not build_ignored(path), path
     pip, bindep = process_collection(str(REPO_ROOT))
-    assert pip == requirements(REPO_ROOT / EE["dependencies"]["python"])
-    assert bindep == requirements(REPO_ROOT / EE["dependencies"]["system"])
+    assert pip == requirement_lines(REPO_ROOT / EE["dependencies"]["python"])
+    assert bindep == requirement_lines(REPO_ROOT / EE["dependencies"]["system"])
     assert {"kubernetes", "helm-python-sdk"} <= {requirement.name for requirement in RUNTIME}
 
 
 def test_the_development_requirements_include_the_runtime_ones_once():
-    lines = requirements(REPO_ROOT / "requirements.txt")
+    lines = requirement_lines(REPO_ROOT / "requirements.txt")
     assert f"-r {EE['dependencies']['python']}" in lines
     development = {Requirement(line).name for line in lines if not line.startswith("-")}
     assert not development & {requirement.name for requirement in RUNTIME}
