@@ -81,9 +81,9 @@ def test_findings_table_and_rules(mesh):
         ("MT012", "error", "Namespace legacy"), ("MT001", "warning", "Service shop/web")]
     assert result["summary"] == {"error": 1, "warning": 1, "info": 0, "total": 2,
                                  "by_code": {"MT012": 1, "MT001": 1}}
-    header, *rows = result["table"]
-    assert header.split() == ["CODE", "SEVERITY", "OBJECT", "FINDING"]
-    assert rows[1].split()[:4] == ["MT001", "warning", "Service", "shop/web"]
+    header, _rule, *rows = result["table"]
+    assert header.split() == ["code", "|", "severity", "|", "object", "|", "finding"]
+    assert rows[1].split()[:6] == ["MT001", "|", "warning", "|", "Service", "shop/web"]
     assert rows[1].endswith(f"ports without a declared protocol: {UNNAMED_PORT} (unnamed)")
     assert [rule["code"] for rule in result["rules"]] == [rule.code for rule in RULES]
     assert result["namespaces"] == 2

@@ -1,9 +1,8 @@
 """The analyzer's pure logic: the rule registry and its documentation, selectors, hosts,
-protocols, admission of sidecar resources, revisions, the console table."""
+protocols, admission of sidecar resources, the console table."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.base import SEVERITIES
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory import (
-    pod_revision,
     selector_matches,
     service_key,
 )
@@ -107,23 +105,11 @@ def test_admitted_problems_apply_limit_range_defaults_first():
         "memory request 1Gi above its limit 512Mi"]
 
 
-def test_pod_revision():
-    status = {"sidecar.istio.io/status": json.dumps({"revision": "1-30-3"})}
-    assert pod_revision({"metadata": {"annotations": status}}) == "1-30-3"
-    proxy = {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}
-    assert pod_revision({"metadata": {"labels": {"istio.io/rev": "canary"}}, "spec": proxy}) == "canary"
-    assert pod_revision({"metadata": {}, "spec": proxy}) == "default"
-    native = {"containers": [{"name": "app"}], "initContainers": [{"name": "istio-proxy"}]}
-    assert pod_revision({"metadata": {}, "spec": native}) == "default"
-    assert pod_revision({"metadata": {"labels": {"istio.io/rev": "canary"}},
-                         "spec": {"containers": [{"name": "app"}]}}) is None
-
-
 def test_console_table_aligns_columns():
     findings = [{"code": "MT001", "severity": "warning", "object": "Service shop/web", "message": "one"},
                 {"code": "MT012", "severity": "error", "object": "Namespace legacy", "message": "two"}]
-    lines = console_table(findings)
-    assert len(lines) == 3
-    starts = {line.index(finding["message"]) for line, finding in zip(lines[1:], findings, strict=True)}
-    assert starts == {lines[0].index("FINDING")}
+    header, rule, *rows = console_table(findings)
+    assert header.split(" | ")[0].rstrip() == "code" and set(rule) <= {"-", "+"}
+    starts = {row.index(finding["message"]) for row, finding in zip(rows, findings, strict=True)}
+    assert starts == {header.index("finding")}
     assert console_table([]) == ["no findings"]

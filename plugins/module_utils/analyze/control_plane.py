@@ -11,10 +11,10 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory im
     INJECTION_LABEL,
     REV_LABEL,
     WORKLOAD_KINDS,
-    pod_revision,
     template_meta,
     template_spec,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.upgrade import injected_revision
 
 
 @rule("MT009", "warning", "istiod with a CPU limit",
@@ -83,7 +83,7 @@ def stale_revision(inventory, settings):
                                   f"pod template labelled {REV_LABEL}={wanted}; installed: {installed}")
         stale = {}
         for pod in inventory.live_pods(namespace):
-            revision = pod_revision(pod)
+            revision, _found_by = injected_revision(pod)
             if revision is not None and inventory.resolve(revision) is None:
                 stale.setdefault((_owner(pod), revision), []).append(pod["metadata"]["name"])
         for ((kind, name), revision), pods in sorted(stale.items()):

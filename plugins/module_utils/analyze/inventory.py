@@ -45,7 +45,6 @@ REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
 INJECTION_LABEL = "istio-injection"
 INJECT = "sidecar.istio.io/inject"
-STATUS_ANNOTATION = "sidecar.istio.io/status"
 PROXY_CONTAINER = "istio-proxy"
 DEFAULT_REVISION = "default"
 CLUSTER_DOMAIN = "cluster.local"
@@ -160,22 +159,6 @@ def selector_matches(selector, labels):
                 (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
             return False
     return True
-
-
-def pod_revision(pod):
-    """The revision whose istiod injected this pod's sidecar, or None for a pod without one."""
-    status = (_meta(pod).get("annotations") or {}).get(STATUS_ANNOTATION)
-    if status:
-        try:
-            revision = json.loads(status).get("revision")
-        except (TypeError, ValueError, AttributeError):
-            revision = None
-        return revision or _labels(pod).get(REV_LABEL) or DEFAULT_REVISION
-    spec = pod.get("spec") or {}
-    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    if any(container.get("name") == PROXY_CONTAINER for container in containers):
-        return _labels(pod).get(REV_LABEL) or DEFAULT_REVISION
-    return None
 
 
 class Inventory:

@@ -16,6 +16,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.report import (
     render_html,
     render_markdown,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.tables import text_table
 
 TABLE_COLUMNS = ("code", "severity", "object", "message")
 DEFAULT_TITLE = "Mesh performance analysis"
@@ -25,11 +26,8 @@ def console_table(findings):
     """Lines of a plain-text table (code, severity, object, finding), aligned for a terminal."""
     if not findings:
         return ["no findings"]
-    header = ("CODE", "SEVERITY", "OBJECT", "FINDING")
-    rows = [tuple(str(finding[column]) for column in TABLE_COLUMNS) for finding in findings]
-    widths = [max(len(row[index]) for row in (header, *rows)) for index in range(len(header) - 1)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-            for row in (header, *rows)]
+    rows = [tuple(finding[column] for column in TABLE_COLUMNS) for finding in findings]
+    return text_table(("code", "severity", "object", "finding"), rows).splitlines()
 
 
 def _fix_text(finding):
