@@ -14,7 +14,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.istio import check_proxy_duration
-from ansible_collections.meshtune.mesh.plugins.module_utils.kube import lookup_served_version
+from ansible_collections.meshtune.mesh.plugins.module_utils.kube import require_served_version
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
     check_labels,
@@ -44,11 +44,8 @@ _parser = None
 
 def served_telemetry_version(module, client):
     """The telemetry.istio.io version the cluster serves, newest first; fails the task when none."""
-    version = lookup_served_version(module, client, TELEMETRY_GROUP, "Telemetry", TELEMETRY_VERSIONS)
-    if version is None:
-        module.fail_json(msg=f"The cluster serves no {TELEMETRY_GROUP} Telemetry API "
-                             f"({', '.join(TELEMETRY_VERSIONS)}): is Istio installed?")
-    return version
+    return require_served_version(module, client, TELEMETRY_GROUP, "Telemetry", TELEMETRY_VERSIONS,
+                                  "is Istio installed?")
 
 
 def _join(prefix, name):
