@@ -169,3 +169,23 @@ def test_ansible_builder_create_assembles_a_context_that_installs_the_collection
     assert entries
     for line in entries:
         assert f"{line}  # from collection meshtune.mesh" in bindep, (line, bindep)
+
+
+def test_the_example_builds_from_the_tarball_as_its_comments_say(built):
+    example = yaml.safe_load((REPO_ROOT / "docs" / "execution-environment.yml").read_text())
+    tarball = built["tarball"].name
+    collections = example["dependencies"]["galaxy"]["collections"]
+    collections[:] = [{"name": f"collections/{tarball}", "type": "file"} if entry["name"] == "meshtune.mesh"
+                      else entry for entry in collections]
+    example["additional_build_files"] = [{"src": str(built["tarball"]), "dest": "collections"}]
+    definition = built["root"] / "execution-environment.yml"
+    definition.write_text(yaml.safe_dump(example))
+    context = built["root"] / "context-from-tarball"
+    run([str(BIN / "ansible-builder"), "create", "-f", str(definition), "-c", str(context)],
+        cwd=built["root"], env=built["env"])
+    # The galaxy stage installs requirements.yml from the context's _build, where the tarball now is.
+    assert (context / "_build" / "collections" / tarball).read_bytes() == built["tarball"].read_bytes()
+    galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
+    assert {"name": f"collections/{tarball}", "type": "file"} in galaxy["collections"]
+    dockerfile = next(path for path in context.iterdir() if path.name in ("Containerfile", "Dockerfile"))
+    assert "COPY _build /build" in dockerfile.read_text()
