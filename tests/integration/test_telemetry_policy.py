@@ -175,3 +175,14 @@ def test_v1alpha1_is_used_where_the_cluster_serves_only_that(kubeapi_factory):
     stored = json.loads(server.kubectl("get", "telemetries.v1alpha1.telemetry.istio.io", "mesh-default",
                                        "-n", ROOT, "-o", "json").stdout)
     assert stored["spec"] == expected_spec(MESH_DEFAULT)
+
+
+def test_a_cluster_without_the_telemetry_api_fails_naming_it(kubeapi_factory):
+    server = kubeapi_factory("--disable", "telemetry.istio.io/v1,telemetry.istio.io/v1alpha1")
+    server.kubectl("create", "namespace", ROOT)
+    server.reset_stats()
+    outcome = call_module(telemetry_policy.main, args_for(server, ROOT, MESH_DEFAULT))
+    assert outcome["failed"] is True
+    assert outcome["msg"] == ("The cluster serves no telemetry.istio.io Telemetry API (v1, v1alpha1): "
+                              "is Istio installed?")
+    assert writes(server.stats()) == 0
