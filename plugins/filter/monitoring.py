@@ -6,6 +6,7 @@ name beside this one."""
 
 from collections.abc import Mapping, Sequence
 
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import monitoring
@@ -34,8 +35,13 @@ def _run(filter_name, func, *args, **kwargs):
 
 
 def prometheus_rules(rule_files, namespace, labels=None):
-    return _run("prometheus_rules", monitoring.prometheus_rules,
-                _mapping("prometheus_rules", "rule files by name", rule_files), str(namespace),
+    files = _mapping("prometheus_rules", "rule files by name", rule_files)
+    try:
+        parsed = {name: yaml.safe_load(text) if isinstance(text, str) else text
+                  for name, text in files.items()}
+    except yaml.YAMLError as error:
+        raise AnsibleFilterError(f"prometheus_rules: a rule file is not YAML: {error}") from error
+    return _run("prometheus_rules", monitoring.prometheus_rules, parsed, str(namespace),
                 _mapping("prometheus_rules", "labels", labels or {}))
 
 

@@ -14,8 +14,6 @@ __metaclass__ = type
 
 import re
 
-import yaml
-
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import DNS1123_SUBDOMAIN_RE
 
 OPERATOR_GROUP = "monitoring.coreos.com"
@@ -41,10 +39,9 @@ def rule_object_name(file_name):
 
 
 def prometheus_rules(rule_files, namespace, labels):
-    """One PrometheusRule per rule file (name -> YAML text), holding that file's groups as is."""
+    """One PrometheusRule per rule file (name -> parsed content), holding its groups as they are."""
     objects = []
-    for file_name, text in rule_files.items():
-        content = yaml.safe_load(text) if isinstance(text, str) else text
+    for file_name, content in rule_files.items():
         if not isinstance(content, dict) or not isinstance(content.get("groups"), list):
             raise MonitoringError(f"rule file {file_name!r} holds no 'groups' list")
         objects.append({

@@ -8,6 +8,7 @@ import copy
 import pytest
 import yaml
 
+from ansible_collections.meshtune.mesh.plugins.filter.monitoring import prometheus_rules
 from ansible_collections.meshtune.mesh.plugins.module_utils import monitoring
 from tests.observability import content
 
@@ -27,7 +28,7 @@ def prometheus(name="kps", namespace="observability", **spec):
 
 def test_each_rule_file_becomes_one_prometheus_rule_with_its_groups():
     files = {path.name: path.read_text(encoding="utf-8") for path in content.rule_files()}
-    rules = monitoring.prometheus_rules(files, "observability", {"release": "kps"})
+    rules = prometheus_rules(files, "observability", {"release": "kps"})
     assert [r["metadata"]["name"] for r in rules] == [
         monitoring.rule_object_name(name) for name in files]
     for rule, (name, text) in zip(rules, files.items(), strict=True):
@@ -47,7 +48,7 @@ def test_rule_object_names(file_name, name):
 
 def test_a_rule_file_without_groups_is_refused():
     with pytest.raises(monitoring.MonitoringError, match="holds no 'groups' list"):
-        monitoring.prometheus_rules({"x.yml": "rules: []"}, "ns", {})
+        monitoring.prometheus_rules({"x.yml": {"rules": []}}, "ns", {})
 
 
 def test_selection_is_detected_from_the_only_prometheus():
