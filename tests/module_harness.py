@@ -7,6 +7,12 @@ import io
 import json
 from unittest import mock
 
+# The two private pieces of ansible-core this harness needs, used here and nowhere else: its
+# public testing helper (patch_module_args) sets a module's arguments, but has no switch for
+# "this process is a module, not the controller" (_internal.is_controller) and no way to drop
+# the warnings an earlier module call left in the process (_global_warnings/_deprecations).
+# Without them, warnings go to the controller's display instead of the result, or leak between
+# calls. If ansible-core gains public ways to do either, use them here.
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
