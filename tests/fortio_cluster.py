@@ -57,7 +57,7 @@ def samples_for(index, scale=1.0):
 
 
 def histogram_of(samples):
-    histogram = HistogramRecorder(FortioBuckets())
+    histogram = HistogramRecorder(FortioBuckets(fortio_objects.DEFAULT_RESOLUTION))
     for value in samples:
         histogram.record(value)
     return histogram
@@ -71,7 +71,7 @@ def pod_result(index, url, scale=1.0):
         ActualQPS=49.9, ActualDuration=1002000000 + index, NumThreads=2, URL=url,
         StartTime=f"2026-11-30T08:00:0{index}.5Z",
         DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
-        ErrorsDurationHistogram=HistogramRecorder(FortioBuckets()).export(DEFAULT_PERCENTILES),
+        ErrorsDurationHistogram=histogram_of([]).export(DEFAULT_PERCENTILES),
         RetCodes={"200": len(samples) - index, "503": index} if index else {"200": len(samples)})
     result["Exactly"] = 0
     return result

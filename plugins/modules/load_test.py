@@ -309,8 +309,8 @@ options:
         V(-nocatchup), V(-h2) or V(-stdclient). They come after meshtune's own and before the
         URL.
       - Flags that meshtune sets from other options (C(-qps), C(-c), C(-t), C(-n), C(-timeout),
-        C(-json), C(-p), C(-labels), C(-H), C(-X), C(-payload), C(-k)) and flags that would
-        stop the histograms from merging exactly (C(-r), C(-offset)) are refused.
+        C(-json), C(-p), C(-labels), C(-H), C(-X), C(-payload), C(-k), C(-r)) and C(-offset),
+        which would stop the histograms from merging exactly, are refused.
     type: list
     elements: str
   client_resources:
@@ -335,6 +335,22 @@ options:
         C(sidecar.istio.io/proxyCPU) or C(proxy.istio.io/config) to size or tune their
         sidecars. They may override C(sidecar.istio.io/nativeSidecar).
     type: dict
+  histogram_resolution:
+    description:
+      - With O(engine=fortio), the width in seconds of fortio's finest latency buckets (fortio's
+        C(-r)). fortio's buckets are a fixed table, 0, 1, 2, ... 11, 12, 14, ... 20, 25, ... 100,
+        120, ... 1000, 2000, ... 100000, times this value, so the range ends at 100000 times it;
+        everything slower falls into one last bucket that ends at the maximum.
+      - Defaults to V(0.0001): 0.1 ms buckets below 1.2 ms, 1 ms buckets from 10 to 12 ms,
+        range up to 10 s. A sidecar adds a few tenths of a millisecond at p50, which fortio's own
+        default of 1 ms puts inside one bucket and interpolates; added-latency targets then see
+        nothing. V(0.001) reaches 100 s but its percentiles below 1 ms are guesses; V(0.00001)
+        resolves 10 microseconds but ends at 1 s.
+      - A percentile is exact only to the width of the bucket it falls in;
+        M(meshtune.mesh.perf_report) shows that width beside each percentile.
+      - Every client pod records with it, so their histograms still merge exactly. From
+        V(0.000001) to V(0.01).
+    type: float
 notes:
   - Latency figures are in seconds in RV(result), as in fortio's files, and in milliseconds in
     RV(summary).
@@ -616,6 +632,7 @@ def argument_spec():
         "client_resources": {"type": "dict"},
         "server_resources": {"type": "dict"},
         "pod_annotations": {"type": "dict"},
+        "histogram_resolution": {"type": "float"},
         "labels": {"type": "str", "default": ""},
         "result_file": {"type": "path"},
         "progress_file": {"type": "path"},

@@ -117,7 +117,8 @@ def test_a_run_creates_the_objects_merges_the_pod_results_and_cleans_up(kubeapi,
     # Header values come from the headers Secret through the environment, never in the spec.
     assert spec["containers"][0]["args"] == [
         "load", "-json", "-", "-qps", "50", "-c", "2", "-t", "1s", "-timeout", "1s",
-        "-p", "50,75,90,99,99.9", "-labels", "meshtune-load", "-H", "$(MESHTUNE_HEADER_0)", url]
+        "-r", "0.0001", "-p", "50,75,90,99,99.9", "-labels", "meshtune-load",
+        "-H", "$(MESHTUNE_HEADER_0)", url]
     for container in spec["containers"] + spec["initContainers"]:
         assert container["env"] == [{"name": "MESHTUNE_HEADER_0", "valueFrom": {"secretKeyRef": {
             "name": "meshtune-load-headers", "key": "header-0"}}}]
@@ -179,7 +180,7 @@ def test_a_given_url_deploys_no_server_and_a_baseline_has_no_sidecars(kubeapi, a
     assert "initContainers" not in pod["spec"]
     assert job["activeDeadlineSeconds"] == 30
     assert pod["spec"]["containers"][0]["args"] == [
-        "load", "-json", "-", "-qps", "0", "-c", "4", "-n", "100", "-timeout", "1s",
+        "load", "-json", "-", "-qps", "0", "-c", "4", "-n", "100", "-timeout", "1s", "-r", "0.0001",
         "-p", "50,75,90,99,99.9", "-labels", "base", "-X", "POST", "-payload", "{}", "-k",
         "-uniform", url]
     # One pod: its result is returned as fortio wrote it.

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import run_result
+from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
+    DEFAULT_PERCENTILES,
+    FortioBuckets,
+    HistogramRecorder,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import (
     fortio_objects,
@@ -221,3 +227,70 @@ def test_cleanup_deletes_newest_first_in_the_background():
     assert [kind for kind, _kwargs in kube.deleted] == ["Job", "Service", "Deployment", "ServiceAccount"]
     assert all(kwargs["body"]["propagationPolicy"] == "Background" for _kind, kwargs in kube.deleted)
     assert {entry["state"] for entry in run.object_states()} == {"deleted"}
+
+
+# ---- histogram resolution (fortio -r) --------------------------------------------------------
+
+def test_the_client_records_at_0_1_ms_resolution_by_default():
+    spec = fortio_spec()
+    assert spec.fortio.resolution == fortio_objects.DEFAULT_RESOLUTION == 0.0001
+    args = fortio_objects.load_args(spec.fortio, spec)
+    assert args[args.index("-r") + 1] == "0.0001"
+
+
+@pytest.mark.parametrize("resolution", [0.00001, 0.001, 0.000005])
+def test_the_resolution_option_reaches_the_job_arguments(resolution):
+    spec = fortio_spec(histogram_resolution=resolution)
+    args = fortio_objects.load_args(spec.fortio, spec)
+    assert float(args[args.index("-r") + 1]) == resolution
+
+
+@pytest.mark.parametrize("resolution", [0, -0.001, 0.5, float("nan"), True, "fine"])
+def test_a_bad_resolution_is_refused_before_anything(resolution):
+    _spec, problem = spec_from_params(params(histogram_resolution=resolution))
+    assert "histogram_resolution:" in problem and "such as 0.0001" in problem
+
+
+def test_resolution_is_an_option_of_engine_fortio_only():
+    _spec, problem = spec_from_params(params(engine="local", url="http://127.0.0.1:1/",
+                                             histogram_resolution=0.0001))
+    assert "histogram_resolution: expected no histogram_resolution with engine local" in problem
+
+
+def test_fortio_args_may_not_set_the_resolution():
+    _spec, problem = spec_from_params(params(fortio_args=["-r", "0.001"]))
+    assert "-r is set from histogram_resolution" in problem
+
+
+def _pod_result(samples, resolution):
+    layout = FortioBuckets(resolution)
+    histogram = HistogramRecorder(layout)
+    histogram.record_many(samples)
+    return fortio_result(DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
+                         ErrorsDurationHistogram=HistogramRecorder(layout).export(DEFAULT_PERCENTILES),
+                         RetCodes={"200": len(samples)}), histogram
+
+
+def test_per_pod_histograms_at_0_1_ms_merge_exactly():
+    generator = random.Random(14)
+    # Sub-millisecond latencies, as a sidecar adds them, in three pods of different speeds.
+    pods = [[generator.uniform(0.0002 * (index + 1), 0.0009 * (index + 1)) for _ in range(300)]
+            for index in range(3)]
+    resolution = fortio_objects.DEFAULT_RESOLUTION
+    results = [_pod_result(samples, resolution)[0] for samples in pods]
+    merged = run_result.merge_results(results, resolution=resolution)
+    _whole, everything = _pod_result([value for samples in pods for value in samples], resolution)
+    histogram = merged["DurationHistogram"]
+    assert histogram["Count"] == everything.count
+    assert [(b["Start"], b["End"], b["Count"]) for b in histogram["Data"]] == \
+        [(start, end, count) for start, end, _cumulative, count in everything.buckets()]
+    for entry, value in zip(histogram["Percentiles"], everything.percentiles(DEFAULT_PERCENTILES),
+                            strict=True):
+        assert entry["Value"] == pytest.approx(value, rel=1e-12)
+    # The buckets below 1.2 ms are 0.1 ms wide: p50 is known to 0.1 ms, not to fortio's 1 ms.
+    widths = {round(b["End"] - b["Start"], 9) for b in histogram["Data"][1:-1] if b["End"] <= 0.0012}
+    assert widths == {resolution}
+    # Results recorded at another resolution do not fit these buckets and are refused.
+    coarse = _pod_result(pods[2], 0.001)[0]
+    with pytest.raises(ValueError, match="cannot be merged exactly"):
+        run_result.merge_results([results[0], coarse], resolution=resolution)

@@ -44,6 +44,11 @@ DEFAULT_IMAGE = "fortio/fortio"
 # The newest fortio release found when this engine was written (1.77.0, November 2026).
 DEFAULT_VERSION = "1.77.0"
 DEFAULT_START_TIMEOUT = "5m"
+# fortio's -r, the histogram resolution in seconds: its buckets are a fixed table (0, 1, 2, ...,
+# 100000) times this. fortio's own default, 1 ms, puts a sidecar's few tenths of a millisecond
+# inside one bucket; 0.1 ms buckets see them and still reach 10 s (beyond, one bucket up to
+# the maximum).
+DEFAULT_RESOLUTION = 0.0001
 SERVER_PORT = 8080
 SERVER_PATH = "/echo"
 # fortio's default -p list; the merged result lists the same percentiles.
@@ -79,7 +84,7 @@ RESERVED_FLAGS = {
     "labels": "from labels", "H": "from headers", "X": "from method", "payload": "from body",
     "payload-file": "from body", "payload-size": "from body", "k": "from validate_certs",
     "https-insecure": "from validate_certs",
-    "r": "histograms merge exactly only at fortio's default resolution",
+    "r": "from histogram_resolution",
     "offset": "histograms merge exactly only at fortio's default offset",
 }
 
@@ -92,13 +97,15 @@ class FortioSettings:
     `job_timeout` is None when the wait follows from the load (see total_wait).
     `deploy_server` is true when no URL was given: meshtune deploys the fortio server.
     `labels` is fortio's -labels; empty means the run's name (fortio would add its host name,
-    which differs per pod).
+    which differs per pod). `resolution` is fortio's -r in seconds: every pod records with it, so
+    their histograms merge exactly.
     """
 
     def __init__(self, namespace=DEFAULT_NAMESPACE, name=DEFAULT_NAME, image=DEFAULT_IMAGE,
                  version=DEFAULT_VERSION, client_pods=1, sidecar=True, revision=None, cleanup=True,
                  start_timeout=300.0, job_timeout=None, fortio_args=(), resources=None,
-                 pod_annotations=None, deploy_server=True, labels=""):
+                 pod_annotations=None, deploy_server=True, labels="",
+                 resolution=DEFAULT_RESOLUTION):
         self.namespace = namespace
         self.name = name
         self.image = image
@@ -116,6 +123,7 @@ class FortioSettings:
         self.pod_annotations = dict(pod_annotations or {})
         self.deploy_server = bool(deploy_server)
         self.labels = labels or ""
+        self.resolution = float(resolution)
 
     @property
     def image_ref(self):
@@ -240,7 +248,7 @@ def load_args(settings, spec, measured=True):
         args += ["-n", str(spec.requests // pods)]
     else:
         args += ["-t", go_duration(spec.duration)]
-    args += ["-timeout", go_duration(spec.timeout), "-p", PERCENTILES,
+    args += ["-timeout", go_duration(spec.timeout), "-r", f"{settings.resolution:g}", "-p", PERCENTILES,
              "-labels", settings.labels or settings.name]
     for index in range(len(spec.headers)):  # values from the headers Secret, see header_env
         args += ["-H", f"$({HEADER_ENV_PREFIX}{index})"]

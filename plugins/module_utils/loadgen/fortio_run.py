@@ -125,7 +125,7 @@ class FortioRun:
         pods = self._wait_for_job(job)
         results = self._collect(pods)
         merged = results[0][1] if len(results) == 1 else \
-            merge_results([result for _pod, result in results])
+            merge_results([result for _pod, result in results], resolution=self.settings.resolution)
         summary = summarize(merged)
         self.progress("done: p50={p50_ms}ms p90={p90_ms}ms p99={p99_ms}ms p999={p999_ms}ms "
                       "achieved={achieved_qps}/s errors={errors}".format(**summary))

@@ -249,7 +249,8 @@ def spec_from_params(params, progress=None):
 # default, so that giving one with engine local can be told apart from leaving it out.
 FORTIO_ONLY_OPTIONS = ("namespace", "name", "fortio_image", "fortio_version", "client_pods",
                        "sidecar", "revision", "cleanup", "start_timeout", "job_timeout",
-                       "fortio_args", "client_resources", "server_resources", "pod_annotations")
+                       "fortio_args", "client_resources", "server_resources", "pod_annotations",
+                       "histogram_resolution")
 MAX_CLIENT_PODS = 1000
 # The name prefixes `<name>-client` and `<name>-server`; the Job's pods are named
 # `<name>-client-<index>-<suffix>` and their host names `<name>-client-<index>` must stay labels.
@@ -352,6 +353,20 @@ def _check_fortio_args(value):
     return args
 
 
+# fortio's -r: from 1 microsecond (buckets up to 0.1 s) to 10 ms (buckets up to 1000 s).
+MIN_RESOLUTION = 1e-6
+MAX_RESOLUTION = 0.01
+
+
+def _check_resolution(value):
+    """fortio's histogram resolution in seconds, such as 0.0001 for 0.1 ms buckets."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+        raise InvalidOption("histogram_resolution", f"seconds from {MIN_RESOLUTION:g} to "
+                            f"{MAX_RESOLUTION:g}, such as 0.0001 for 0.1 ms buckets up to 10 s", value)
+    return float(value)
+
+
 def _given_or(params, name, default):
     """An option's value, or its default when not given (an empty string is a value)."""
     value = params.get(name)
@@ -390,6 +405,8 @@ def _fortio_settings(params, problems):
         if value is not None:
             resources[role] = problems.check(_check_resources, f"{role}_resources", value)
     annotations = problems.check(_check_annotations, params.get("pod_annotations"))
+    resolution = problems.check(_check_resolution, _given_or(params, "histogram_resolution",
+                                                             fortio_objects.DEFAULT_RESOLUTION))
     if len(problems.messages) > before:
         return None
     return fortio_objects.FortioSettings(
@@ -397,7 +414,7 @@ def _fortio_settings(params, problems):
         sidecar=sidecar, revision=revision, cleanup=_given_or(params, "cleanup", True),
         start_timeout=start_timeout, job_timeout=job_timeout, fortio_args=fortio_args,
         resources=resources, pod_annotations=annotations, deploy_server=params.get("url") is None,
-        labels=params.get("labels") or "")
+        labels=params.get("labels") or "", resolution=resolution)
 
 
 def _check_split(problems, settings, connections, requests, qps, duration, given_duration):
