@@ -1,4 +1,4 @@
-"""A mesh's call graph as Istio's traffic counters, in TSDB blocks served by a real Prometheus.
+"""A mesh's call graph as Istio's traffic counters, served by a real Prometheus (tsdb.serve_series).
 
 Each `Call` becomes the counters the source proxy reports (`reporter="source"`) and, for calls
 inside the registry, the destination proxy's copy (`reporter="destination"`, which a traffic
@@ -9,15 +9,17 @@ TCP calls count opened connections. Every counter starts at 0 and grows linearly
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.observability.prometheus import PrometheusServer
+from tests.observability.tsdb import Series, aligned_times, serve_series
 
 STEP = 15  # seconds between samples
-SAMPLES = 241  # one hour, both ends included
+DURATION = 3600  # one hour of samples, both ends included
 ERROR_SHARE = 0.25  # of an HTTP call's requests answered 503
 
 
@@ -43,11 +45,7 @@ class Call:
         return f"{self.service_namespace}/{self.service}"
 
 
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
-
-
-def _series(call: Call, reporter: str) -> list[tuple[str, str, int]]:
+def _counters(call: Call, reporter: str) -> list[tuple[str, dict[str, str], int]]:
     """(metric, labels, total) of the counters one proxy reports for a call."""
     base = {"reporter": reporter, "source_workload": call.workload,
             "source_workload_namespace": call.namespace,
@@ -56,37 +54,24 @@ def _series(call: Call, reporter: str) -> list[tuple[str, str, int]]:
             "destination_service_name": call.service_name,
             "pod": f"{call.workload}-6f8d9c7b5-x2k9p"}
     if call.tcp:
-        return [("istio_tcp_connections_opened_total",
-                 _labels(**base, request_protocol="tcp"), call.total)]
+        return [("istio_tcp_connections_opened_total", {**base, "request_protocol": "tcp"}, call.total)]
     errors = round(call.total * ERROR_SHARE)
-    return [("istio_requests_total", _labels(**base, request_protocol="http", response_code=code), total)
+    return [("istio_requests_total", {**base, "request_protocol": "http", "response_code": code}, total)
             for code, total in (("200", call.total - errors), ("503", errors)) if total]
 
 
-def openmetrics(calls: list[Call], first: int) -> str:
-    """The OpenMetrics text of every call's counters, one sample per STEP from `first`."""
-    families: dict[str, list[tuple[str, int]]] = {}
-    for call in calls:
-        reporters = ["source"] if call.cluster else ["source", "destination"]
-        for reporter in reporters:
-            for metric, labels, total in _series(call, reporter):
-                families.setdefault(metric, []).append((labels, total))
-    lines = []
-    for metric, series in families.items():
-        lines.append(f"# TYPE {metric.removesuffix('_total')} counter")
-        for labels, total in series:
-            lines.extend(f"{metric}{labels} {total * i // (SAMPLES - 1)} {first + i * STEP}"
-                         for i in range(SAMPLES))
-    lines.append("# EOF")
-    return "\n".join(lines) + "\n"
+def series(calls: list[Call], times: list[float]) -> list[Series]:
+    """Every call's counters at `times`: from 0 at the first to the call's total at the last."""
+    last = len(times) - 1
+    return [Series(metric, labels, [(moment, total * index // last) for index, moment in enumerate(times)])
+            for call in calls
+            for reporter in (["source"] if call.cluster else ["source", "destination"])
+            for metric, labels, total in _counters(call, reporter)]
 
 
-def serve(calls: list[Call], directory: Path, prometheus: str, promtool: str) -> PrometheusServer:
-    """A started Prometheus reading TSDB blocks of `calls`; the last sample ten minutes ago."""
-    last = (int(time.time()) - 600) // STEP * STEP
-    (directory / "calls.om").write_text(openmetrics(calls, last - (SAMPLES - 1) * STEP))
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(directory / "calls.om"),
-                    str(directory / "data")], check=True, capture_output=True, timeout=60)
-    config = directory / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    return PrometheusServer(prometheus, config, directory / "data").start()
+@contextlib.contextmanager
+def serve(calls: list[Call], directory: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus holding an hour of `calls`, the last sample ten minutes ago."""
+    times = aligned_times(DURATION, STEP, time.time() - 600)
+    with serve_series(series(calls, times), directory) as server:
+        yield server
