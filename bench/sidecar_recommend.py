@@ -107,7 +107,7 @@ def meshtune_way(client, params, names):
     answers = read_usage(client, queries, time.time())
     grouped = map_pods(pod_usage(answers), owners_from_metrics(answers), {})
     return [recommend("Deployment", deployment(namespace, name),
-                      grouped.get(("Deployment", namespace, name), []), CURRENT, [], params, 86400)
+                      grouped.get(("Deployment", namespace, name), []), CURRENT, [], params)
             for namespace, name, _pod in names]
 
 

@@ -415,120 +415,121 @@ def _replicas(kind, workload, pods_seen):
     return replicas if isinstance(replicas, int) else 1
 
 
-def recommend(kind, workload, usages, current, own, params, window_seconds):
-    """One workload's recommendation: current -> recommended values, with a reason for each."""
-    meta = workload["metadata"]
-    entry = OrderedDict([("kind", kind), ("namespace", meta["namespace"]), ("name", meta["name"]),
-                         ("pods", len(usages))])
-    entry["replicas"] = _replicas(kind, workload, len(usages))
-    entry["current"] = dict(current)
-    entry["current_source"] = "pod template annotations" if len(own) == len(SETTINGS) else \
-        ("pod template annotations and mesh defaults" if own else "mesh defaults")
-    entry["annotated"] = sorted(own)
-    skip = opt_out_reason(workload)
+def _history(usages):
+    """Seconds between the first and the last sample of any of the workload's pods."""
     firsts = [u.first for u in usages if u.first is not None]
     lasts = [u.last for u in usages if u.last is not None]
-    history = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
-    entry["history_hours"] = round(history / 3600.0, 2)
+    return (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+
+
+def _skip_reason(workload, usages, history, params):
+    reason = opt_out_reason(workload)
+    if reason is None and not (any(u.cpu is not None for u in usages) and
+                               any(u.memory is not None for u in usages)):
+        reason = "no istio-proxy CPU and memory series in Prometheus over the window"
+    if reason is None and history < parse_duration("min_history", params["min_history"]):
+        reason = (f"too little history: {history / 3600.0:.1f}h of data, less than min_history "
+                  f"({params['min_history']})")
+    return reason
+
+
+def _bounded(amount, unit, floor, floor_text, current, current_text, params, why):
+    """`amount` raised to the floor, then to the step-down cap below `current`; notes in `why`."""
+    if amount < floor:
+        amount = _up(floor, unit)
+        why.append(f"raised to {floor_text}")
+    lowest = _up(current * (1 - params["max_step_down"]), unit)
+    if amount < lowest:
+        amount = lowest
+        why.append(f"cut capped at {params['max_step_down']:.0%} of {current_text} (max_step_down)")
+    return amount, "; ".join(why)
+
+
+def _cpu_request(usage, current, params):
+    """(millicores, reason): the percentile x (1 + headroom), rounded, floored, capped."""
+    wanted = usage * (1 + params["cpu_headroom"]) * 1000
+    milli = _up(wanted, CPU_STEP_MILLI)
+    why = [f"p{params['cpu_percentile']:g} of the busiest pod {usage * 1000:.1f}m x "
+           f"{1 + params['cpu_headroom']:g} = {wanted:.1f}m, rounded up to {milli}m"]
+    return _bounded(milli, CPU_STEP_MILLI, millicores(params["min_cpu"]), f"min_cpu {params['min_cpu']}",
+                    millicores(current["cpu_request"]), current["cpu_request"], params, why)
+
+
+def _memory_request(peak, leak, current, params):
+    """(bytes, reason): the largest working set x (1 + headroom), rounded, floored, capped; a
+    leak suspect keeps its current request."""
+    if leak:
+        worst = max(leak, key=lambda u: u.growth)
+        return byte_count(current["memory_request"]), (
+            f"leak suspect: working set grew {worst.growth * 3600 / MIB:.1f}Mi/h steadily over the "
+            f"window (largest {_mib(peak)}); left at {current['memory_request']}, investigate "
+            "before sizing it")
+    memory = _up(peak * (1 + params["memory_headroom"]), MIB)
+    why = [f"largest working set {_mib(peak)} x {1 + params['memory_headroom']:g}, rounded up "
+           f"to {memory // MIB}Mi"]
+    return _bounded(memory, MIB, byte_count(params["min_memory"]), f"min_memory {params['min_memory']}",
+                    byte_count(current["memory_request"]), current["memory_request"], params, why)
+
+
+def _cpu_limit(milli, current, params):
+    """(limit in millicores or None, limit text, reason)."""
+    ratio = cpu_limit_ratio(params["cpu_limit"])
+    if ratio is not None:
+        limit = _up(milli * ratio, CPU_STEP_MILLI)
+        return limit, cpu_text(limit), f"{ratio:g} x the request"
+    limit = millicores(current["cpu_limit"]) if current["cpu_limit"] is not None else None
+    if limit is not None and limit < milli:
+        return milli, cpu_text(milli), (f"cpu_limit none, but the current limit {current['cpu_limit']} "
+                                        "is below the new request: raised to the request")
+    return limit, current["cpu_limit"], "cpu_limit none: the current limit is left as it is"
+
+
+def _concurrency(milli, limit):
+    """The request in whole cores rounded up, at most the limit in whole cores, at least 1."""
+    threads = max(1, math.ceil(milli / 1000.0 - 1e-9))
+    if limit is not None:
+        threads = max(1, min(threads, limit // 1000))
+    return threads, ("the request in whole cores, rounded up" +
+                     (", at most the CPU limit in whole cores" if limit is not None else "") +
+                     ", at least 1")
+
+
+def recommend(kind, workload, usages, current, own, params):
+    """One workload's recommendation: current -> recommended values, with a reason for each."""
+    meta = workload["metadata"]
+    history = _history(usages)
     cpu_values = [u.cpu for u in usages if u.cpu is not None]
     memory_values = [u.memory for u in usages if u.memory is not None]
-    if skip is None and (not cpu_values or not memory_values):
-        skip = "no istio-proxy CPU and memory series in Prometheus over the window"
-    min_history = parse_duration("min_history", params["min_history"])
-    if skip is None and history < min_history:
-        skip = (f"too little history: {history / 3600.0:.1f}h of data, less than min_history "
-                f"({params['min_history']})")
-    entry["usage"] = {"cpu_cores": max(cpu_values) if cpu_values else None,
-                      "memory_bytes": max(memory_values) if memory_values else None}
+    entry = OrderedDict([
+        ("kind", kind), ("namespace", meta["namespace"]), ("name", meta["name"]), ("pods", len(usages)),
+        ("replicas", _replicas(kind, workload, len(usages))), ("current", dict(current)),
+        ("current_source", "pod template annotations" if len(own) == len(SETTINGS) else
+         ("pod template annotations and mesh defaults" if own else "mesh defaults")),
+        ("annotated", sorted(own)), ("history_hours", round(history / 3600.0, 2)),
+        ("usage", {"cpu_cores": max(cpu_values) if cpu_values else None,
+                   "memory_bytes": max(memory_values) if memory_values else None})])
+    skip = _skip_reason(workload, usages, history, params)
     if skip:
         entry.update(action="skipped", reason=skip, recommended=dict(current), reasons={},
                      leak_suspect=False)
         return entry
     leak = [u for u in usages if u.grew_steadily(params["leak_growth"])]
-    entry["leak_suspect"] = bool(leak)
     reasons = OrderedDict()
-    cap = 1 - params["max_step_down"]
-
-    # CPU request
-    usage = max(cpu_values)
-    wanted = usage * (1 + params["cpu_headroom"]) * 1000
-    milli = _up(wanted, CPU_STEP_MILLI)
-    why = [f"p{params['cpu_percentile']:g} of the busiest pod {usage * 1000:.1f}m x "
-           f"{1 + params['cpu_headroom']:g} = {wanted:.1f}m, rounded up to {milli}m"]
-    floor = millicores(params["min_cpu"])
-    if milli < floor:
-        milli = floor
-        why.append(f"raised to min_cpu {params['min_cpu']}")
-    now_milli = millicores(current["cpu_request"])
-    lowest = _up(now_milli * cap, CPU_STEP_MILLI)
-    if milli < lowest:
-        milli = lowest
-        why.append(f"cut capped at {params['max_step_down']:.0%} of {current['cpu_request']} "
-                   "(max_step_down)")
-    reasons["cpu_request"] = "; ".join(why)
-
-    # memory request
-    peak = max(memory_values)
-    now_bytes = byte_count(current["memory_request"])
-    if leak:
-        worst = max(leak, key=lambda u: u.growth)
-        memory = now_bytes
-        reasons["memory_request"] = (
-            f"leak suspect: working set grew {worst.growth * 3600 / MIB:.1f}Mi/h steadily over the "
-            f"window (largest {_mib(peak)}); left at {current['memory_request']}, investigate "
-            "before sizing it")
-    else:
-        wanted = peak * (1 + params["memory_headroom"])
-        memory = _up(wanted, MIB)
-        why = [f"largest working set {_mib(peak)} x {1 + params['memory_headroom']:g}, rounded up "
-               f"to {memory // MIB}Mi"]
-        floor = byte_count(params["min_memory"])
-        if memory < floor:
-            memory = _up(floor, MIB)
-            why.append(f"raised to min_memory {params['min_memory']}")
-        lowest = _up(now_bytes * cap, MIB)
-        if memory < lowest:
-            memory = lowest
-            why.append(f"cut capped at {params['max_step_down']:.0%} of {current['memory_request']} "
-                       "(max_step_down)")
-        reasons["memory_request"] = "; ".join(why)
-
-    # limits
-    recommended = OrderedDict([("cpu_request", cpu_text(milli))])
-    ratio = cpu_limit_ratio(params["cpu_limit"])
-    if ratio is None:
-        limit = millicores(current["cpu_limit"]) if current["cpu_limit"] is not None else None
-        if limit is not None and limit < milli:
-            limit = milli
-            recommended["cpu_limit"] = cpu_text(limit)
-            reasons["cpu_limit"] = (f"cpu_limit none, but the current limit {current['cpu_limit']} "
-                                    "is below the new request: raised to the request")
-        else:
-            recommended["cpu_limit"] = current["cpu_limit"]
-            reasons["cpu_limit"] = "cpu_limit none: the current limit is left as it is"
-    else:
-        limit = _up(milli * ratio, CPU_STEP_MILLI)
-        recommended["cpu_limit"] = cpu_text(limit)
-        reasons["cpu_limit"] = f"{ratio:g} x the request"
-    recommended["memory_request"] = memory_text(memory)
+    milli, reasons["cpu_request"] = _cpu_request(max(cpu_values), current, params)
+    memory, reasons["memory_request"] = _memory_request(max(memory_values), leak, current, params)
+    limit, limit_text, reasons["cpu_limit"] = _cpu_limit(milli, current, params)
     if leak:  # a lower limit would only bring the next OOM kill closer
-        recommended["memory_limit"] = memory_text(max(byte_count(current["memory_limit"]), memory))
+        memory_limit = max(byte_count(current["memory_limit"]), memory)
         reasons["memory_limit"] = "leak suspect: the current limit is left as it is"
     else:
-        recommended["memory_limit"] = memory_text(_up(memory * params["memory_limit"], MIB))
+        memory_limit = _up(memory * params["memory_limit"], MIB)
         reasons["memory_limit"] = f"{params['memory_limit']:g} x the request"
-
-    # concurrency
-    threads = max(1, math.ceil(milli / 1000.0 - 1e-9))
-    if limit is not None:
-        threads = max(1, min(threads, limit // 1000))
-    recommended["concurrency"] = threads
-    reasons["concurrency"] = ("the request in whole cores, rounded up" +
-                              (", at most the CPU limit in whole cores" if limit is not None else "") +
-                              ", at least 1")
-    entry["recommended"] = recommended
-    entry["reasons"] = reasons
-    entry["action"] = "resize" if _differs(current, recommended) else "keep"
+    threads, reasons["concurrency"] = _concurrency(milli, limit)
+    recommended = OrderedDict([("cpu_request", cpu_text(milli)), ("cpu_limit", limit_text),
+                               ("memory_request", memory_text(memory)),
+                               ("memory_limit", memory_text(memory_limit)), ("concurrency", threads)])
+    entry.update(recommended=recommended, reasons=reasons, leak_suspect=bool(leak),
+                 action="resize" if _differs(current, recommended) else "keep")
     return entry
 
 

@@ -306,7 +306,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
     PrometheusError,
     client_from_params,
     connection_argument_spec,
-    parse_duration,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     apply_changes,
@@ -399,12 +398,11 @@ def recommendations(module, client, params, answers):
     except KubeError as error:
         fail_read(module, error, "the mesh defaults and pod owners")
     grouped = map_pods(usages, metric_owners, api_owners)
-    window = parse_duration("window", params["window"])
     entries = []
     for kind, workload in workloads:
         key = (kind, workload["metadata"]["namespace"], workload["metadata"]["name"])
         current, own = current_settings(workload, defaults)
-        entries.append(recommend(kind, workload, grouped.pop(key, []), current, own, params, window))
+        entries.append(recommend(kind, workload, grouped.pop(key, []), current, own, params))
     unmapped = sum(len(pods) for pods in grouped.values()) + \
         sum(1 for key in usages if key not in metric_owners and key not in api_owners)
     return resources, workloads, entries, dict(defaults, source=source), unmapped

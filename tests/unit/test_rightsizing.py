@@ -31,7 +31,6 @@ PARAMS = {
 }
 CURRENT = {"cpu_request": "100m", "cpu_limit": "2000m", "memory_request": "128Mi",
            "memory_limit": "1024Mi", "concurrency": 2}
-DAY = 86400.0
 
 
 def deployment(name="web", replicas=2):
@@ -83,7 +82,7 @@ def test_kube_state_metrics_owners_follow_replicasets_to_deployments():
 def test_cpu_from_the_busiest_pod_rounded_up_and_memory_with_headroom():
     params = {**PARAMS, "cpu_headroom": 0.1}
     pods = [flat_pod(0.0412, 70 * MIB), flat_pod(0.0731, 90.2 * MIB)]
-    entry = recommend("Deployment", deployment(), pods, CURRENT, [], params, 7 * DAY)
+    entry = recommend("Deployment", deployment(), pods, CURRENT, [], params)
     rec = entry["recommended"]
     assert rec["cpu_request"] == f"{math.ceil(0.0731 * 1.1 * 1000 / 5) * 5}m"
     assert rec["memory_request"] == f"{math.ceil(90.2 * 1.15)}Mi" == rec["memory_limit"]
@@ -93,14 +92,14 @@ def test_cpu_from_the_busiest_pod_rounded_up_and_memory_with_headroom():
 
 def test_cut_capped_floors_and_raises_uncapped():
     small = recommend("Deployment", deployment(), [flat_pod(0.001, 10 * MIB)],
-                      {**CURRENT, "cpu_request": "1", "memory_request": "1Gi"}, [], PARAMS, 7 * DAY)
+                      {**CURRENT, "cpu_request": "1", "memory_request": "1Gi"}, [], PARAMS)
     assert small["recommended"]["cpu_request"] == "500m"          # halved at most
     assert small["recommended"]["memory_request"] == "512Mi"
     floors = recommend("Deployment", deployment(), [flat_pod(0.001, 10 * MIB)], CURRENT, [],
-                       {**PARAMS, "max_step_down": 1.0}, 7 * DAY)
+                       {**PARAMS, "max_step_down": 1.0})
     assert floors["recommended"]["cpu_request"] == "10m"
     assert floors["recommended"]["memory_request"] == "64Mi"
-    busy = recommend("Deployment", deployment(), [flat_pod(1.5, 900 * MIB)], CURRENT, [], PARAMS, 7 * DAY)
+    busy = recommend("Deployment", deployment(), [flat_pod(1.5, 900 * MIB)], CURRENT, [], PARAMS)
     assert busy["recommended"]["cpu_request"] == "1500m"           # raised in one run
     assert busy["recommended"]["concurrency"] == 2                 # ceil(1.5), under the 2-core limit
 
@@ -108,25 +107,25 @@ def test_cut_capped_floors_and_raises_uncapped():
 @pytest.mark.parametrize(("cpu", "ratio", "threads"), [(1.2, "2", 2), (3.4, "1", 3), (0.3, "1", 1)])
 def test_concurrency_never_above_the_limit_in_whole_cores(cpu, ratio, threads):
     entry = recommend("Deployment", deployment(), [flat_pod(cpu, 100 * MIB)], CURRENT, [],
-                      {**PARAMS, "cpu_limit": ratio, "max_step_down": 1.0}, 7 * DAY)
+                      {**PARAMS, "cpu_limit": ratio, "max_step_down": 1.0})
     assert entry["recommended"]["concurrency"] == threads
 
 
 def test_a_leak_suspect_keeps_its_memory_and_a_short_history_is_skipped():
     leaking = PodUsage(cpu=0.05, memory=200 * MIB, growth=140 * MIB / (48 * 3600), recent_growth=1.0,
                        first=0.0, last=48 * 3600)
-    entry = recommend("Deployment", deployment(), [leaking], CURRENT, [], PARAMS, 7 * DAY)
+    entry = recommend("Deployment", deployment(), [leaking], CURRENT, [], PARAMS)
     assert entry["leak_suspect"] is True
     assert entry["recommended"]["memory_request"] == "128Mi"
     assert entry["recommended"]["memory_limit"] == "1024Mi"
     young = recommend("Deployment", deployment(), [flat_pod(0.05, 80 * MIB, hours=5)], CURRENT, [],
-                      PARAMS, 7 * DAY)
+                      PARAMS)
     assert young["action"] == "skipped" and "min_history" in young["reason"]
 
 
 def test_rollback_removes_new_annotations_before_restoring_old_ones():
     entry = recommend("Deployment", deployment(), [flat_pod(0.3, 100 * MIB)],
-                      {**CURRENT, "cpu_limit": "200m"}, ["cpu_limit"], PARAMS, 7 * DAY)
+                      {**CURRENT, "cpu_limit": "200m"}, ["cpu_limit"], PARAMS)
     absent, present = rollback_entries([entry], PARAMS)
     assert absent["state"] == "absent" and present["state"] == "present"
     assert present["workloads"] == [{"kind": "Deployment", "namespace": "shop", "name": "web",
