@@ -27,6 +27,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, fail_read
 from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
+    CONNECTION_MODULE_OPTIONS,
     PrometheusError,
     add_connection_problems,
     client_from_params,
@@ -75,7 +76,8 @@ def argument_spec():
     options = connection_argument_spec("url")
     options.update(window={"type": "str", "default": "7d"},
                    min_requests={"type": "int", "default": 1})
-    return {OPTION: {"type": "dict", "options": options}}
+    return {OPTION: {"type": "dict", "options": options,
+                     "required_together": CONNECTION_MODULE_OPTIONS["required_together"]}}
 
 
 class _Prefixed:

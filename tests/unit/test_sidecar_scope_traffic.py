@@ -219,3 +219,10 @@ def test_bad_options_are_named_by_their_path(options, option):
 @pytest.mark.parametrize("window", ["1m", "90s", "1h30m", "7d", "2w", 3600])
 def test_good_windows_pass(window):
     assert validate(from_prometheus={"url": "http://p:9090", "window": window}, egress_hosts=[]) is None
+
+
+def test_username_needs_a_password():
+    result = ArgumentSpecValidator(sidecar_scope.argument_spec()).validate(
+        {"namespaces": ["shop"], "from_prometheus": {"url": "http://p:9090", "username": "u"}})
+    assert result.error_messages == [
+        "parameters are required together: username, password found in from_prometheus"]
