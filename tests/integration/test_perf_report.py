@@ -192,3 +192,35 @@ def test_an_impossible_result_is_refused_and_a_url_s_credentials_stay_out(result
     assert "s3cret" not in json.dumps(written)
     for name in output.iterdir():
         assert b"s3cret" not in name.read_bytes(), name
+
+
+def _run_at(resolution, samples):
+    from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
+        DEFAULT_PERCENTILES,
+        FortioBuckets,
+        HistogramRecorder,
+    )
+
+    histogram = HistogramRecorder(FortioBuckets(resolution))
+    histogram.record_many(samples)
+    return fortio_result(DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
+                         RetCodes={"200": len(samples)}), histogram
+
+
+def test_each_percentile_shows_the_width_of_its_bucket(tmp_path):
+    samples = [0.0002 + 0.0006 * i / 999 for i in range(1000)]  # 0.2 to 0.8 ms
+    paths = []
+    for name, resolution in (("fine", 0.0001), ("coarse", 0.001)):
+        result, _histogram = _run_at(resolution, samples)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(result))
+        paths.append(str(path))
+    output = tmp_path / "report"
+    outcome = call_module(perf_report.main, {"results": paths, "output_dir": str(output)})
+    assert outcome.get("failed") is not True, outcome
+    runs = json.loads((output / "report.json").read_text())["runs"]
+    fine, coarse = (run["bucket_width_ms"]["p50_ms"] for run in runs)
+    assert fine == pytest.approx(0.1)
+    # At fortio's 1 ms the one bucket spans every call: from the minimum to the maximum.
+    assert coarse == pytest.approx((max(samples) - min(samples)) * 1000)
+    assert "p50 bucket width (ms)" in (output / "report.md").read_text()
