@@ -430,6 +430,11 @@ def test_mt012_workloads_on_a_revision_that_is_gone(mesh):
 
 
 def test_mt012_is_quiet_without_istiod(mesh):
-    result = analyze(mesh, ["mt012"], istio_namespace="nowhere")
+    stale = json.dumps({"revision": "1-20-0"})
+    apply(mesh, namespace("mt012-alone", **{"istio.io/rev": "1-20-0"}),
+          pod("mt012-alone", "old", {"app": "old"}, {STATUS: stale}))
+    assert [name for name, _message in found(analyze(mesh, ["mt012-alone"]), "MT012")] == [
+        "Namespace mt012-alone", "Pod mt012-alone/old"]
+    result = analyze(mesh, ["mt012-alone"], istio_namespace="nowhere")
     assert found(result, "MT012") == []
     assert any("no istiod Deployment" in note for note in result["notes"])

@@ -1,4 +1,4 @@
-"""The analyzer's pure logic: the rule registry and its documentation, selectors, hosts,
+"""The analyzer's pure logic: the rule registry and its documentation, hosts,
 protocols, admission of sidecar resources, the console table."""
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.base import SEVERITIES
-from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory import (
-    selector_matches,
-    service_key,
-)
+from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory import service_key
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.output import console_table
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.proxies import admitted_problems
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.rules import RULES, check_codes
@@ -46,22 +43,6 @@ def test_check_codes():
         check_codes("skip_rules", ["MT001", "mt002"])
     with pytest.raises(InvalidOption, match="each rule code once"):
         check_codes("skip_rules", ["MT003", "MT003"])
-
-
-@pytest.mark.parametrize(("selector", "labels", "matches"), [
-    (None, {"app": "web"}, False),
-    ({}, {"app": "web"}, True),
-    ({"matchLabels": {"app": "web"}}, {"app": "web", "v": "1"}, True),
-    ({"matchLabels": {"app": "web"}}, {"app": "api"}, False),
-    ({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]},
-     {"app": "api"}, True),
-    ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}, {"app": "web"}, False),
-    ({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"app": "web"}, False),
-    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {"app": "web"}, True),
-])
-def test_selector_matches(selector, labels, matches):
-    assert selector_matches(selector, labels) is matches
 
 
 @pytest.mark.parametrize(("host", "key"), [

@@ -8,13 +8,15 @@ __metaclass__ = type
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.base import Finding, rule, task
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory import (
-    INJECTION_LABEL,
-    REV_LABEL,
     WORKLOAD_KINDS,
     template_meta,
     template_spec,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.upgrade import injected_revision
+from ansible_collections.meshtune.mesh.plugins.module_utils.upgrade import (
+    INJECTION_LABEL,
+    REV_LABEL,
+    injected_revision,
+)
 
 
 @rule("MT009", "warning", "istiod with a CPU limit",

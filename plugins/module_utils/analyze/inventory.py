@@ -26,6 +26,12 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     lookup_served_version,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import live_objects
+from ansible_collections.meshtune.mesh.plugins.module_utils.upgrade import (
+    FINISHED_PHASES,
+    INJECTION_LABEL,
+    REV_LABEL,
+    TAG_LABEL,
+)
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, parse_quantity
 from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     PROXY_CONFIG,
@@ -36,14 +42,6 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     template_annotations,
 )
 
-try:
-    import yaml
-except ImportError:  # the module reports it through workloads.YAML_IMPORT_ERROR
-    yaml = None
-
-REV_LABEL = "istio.io/rev"
-TAG_LABEL = "istio.io/tag"
-INJECTION_LABEL = "istio-injection"
 INJECT = "sidecar.istio.io/inject"
 PROXY_CONTAINER = "istio-proxy"
 DEFAULT_REVISION = "default"
@@ -58,7 +56,6 @@ NAMESPACED_KINDS = (
 )
 # Kinds a cluster may not serve: without them their rules find nothing (and a note says so).
 OPTIONAL_KINDS = {"HorizontalPodAutoscaler": ("autoscaling", "v2"), "PodDisruptionBudget": ("policy", "v1")}
-FINISHED_PHASES = ("Succeeded", "Failed")
 
 # A revision's defaults for every sidecar it injects: resources ({"requests": {...}, "limits":
 # {...}}, from the injector's global.proxy.resources) and concurrency (meshConfig.defaultConfig).
@@ -142,23 +139,6 @@ def quantity(value):
 def cores(value):
     """A CPU quantity as whole worker threads: at least 1, rounded up."""
     return max(1, math.ceil(value))
-
-
-def selector_matches(selector, labels):
-    """Whether a LabelSelector (matchLabels, matchExpressions) selects `labels`; None selects none."""
-    if selector is None:
-        return False
-    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if (operator == "In" and labels.get(key) not in values) or \
-                (operator == "NotIn" and present and labels[key] in values) or \
-                (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
-            return False
-    return True
 
 
 class Inventory:
@@ -252,7 +232,7 @@ class Inventory:
         if installed not in self._defaults:
             suffix = "" if installed == DEFAULT_REVISION else f"-{installed}"
             values = _config(self.configmaps.get(f"istio-sidecar-injector{suffix}"), "values", _json)
-            mesh = _config(self.configmaps.get(f"istio{suffix}"), "mesh", _yaml)
+            mesh = _config(self.configmaps.get(f"istio{suffix}"), "mesh", _mesh_config)
             resources = ((values.get("global") or {}).get("proxy") or {}).get("resources") or {}
             concurrency = (mesh.get("defaultConfig") or {}).get("concurrency")
             self._defaults[installed] = ProxyDefaults(
@@ -341,12 +321,11 @@ def _json(text):
         return None
 
 
-def _yaml(text):
-    if yaml is None:
-        return None
+def _mesh_config(text):
+    """The mesh config, a YAML mapping as proxy.istio.io/config is."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_proxy_config(text)
+    except InvalidProxyConfig:
         return None
 
 

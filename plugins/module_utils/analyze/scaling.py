@@ -12,11 +12,11 @@ import re
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.base import Finding, rule, task
 from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory import (
     PROXY_CONTAINER,
-    selector_matches,
     template_meta,
     template_spec,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import is_managed
+from ansible_collections.meshtune.mesh.plugins.module_utils.traffic_scope import selector_matches
 
 GATEWAY_ISTIO_LABELS = ("ingressgateway", "egressgateway")
 GATEWAY_NAME_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
@@ -110,6 +110,12 @@ def _hpa_specs(inventory, namespace, deployment):
             and (spec.get("scaleTargetRef") or {}).get("name") == deployment]
 
 
+def _selects(budget, labels):
+    """Whether a PodDisruptionBudget selects pods with `labels` (no selector selects none)."""
+    selector = (budget.get("spec") or {}).get("selector")
+    return selector is not None and selector_matches(selector, labels)
+
+
 @rule("MT008", "warning", "Gateway with several replicas and no PodDisruptionBudget",
       why="""Nothing stops a node drain or cluster upgrade from evicting all gateway pods at once:
       every connection through the gateway drops and new ones fail until replacements are ready,
@@ -124,8 +130,8 @@ def gateway_without_budget(inventory, settings):
         replicas = max([(workload.get("spec") or {}).get("replicas", 1)] +
                        [spec.get("minReplicas", 1) for spec in _hpa_specs(inventory, namespace, name)])
         labels = template_meta(workload).get("labels") or {}
-        if replicas < 2 or any(selector_matches((pdb.get("spec") or {}).get("selector"), labels)
-                               for pdb in inventory.of("PodDisruptionBudget", namespace)):
+        budgets = inventory.of("PodDisruptionBudget", namespace)
+        if replicas < 2 or any(_selects(budget, labels) for budget in budgets):
             continue
         selector = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or labels
         budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
