@@ -19,7 +19,7 @@ description:
     (C(v1beta1), C(v1alpha3)); RV(api_version) reports which.
   - With O(from_prometheus) the egress hosts come from the traffic the proxies reported to
     Prometheus over a window, per namespace (or per selected workloads), on top of O(egress_hosts)
-    and C(istio-system/*). The task reports calls that left the service registry, fails when an
+    and C(<istio_namespace>/*). The task reports calls that left the service registry, fails when an
     observed host would be cut off (unless O(allow_cutting)), and counts the Services each
     namespace's proxies are told about before and after. See C(docs/scoping.md).
 author:
@@ -228,10 +228,11 @@ diff:
 scopes:
   description:
     - Per namespace, the derived C(egress_hosts), every C(observed) host with its C(requests) and
-      C(connections) in the window, and how many Services its proxies are told about now
-      (C(services_before), under the Sidecar of that name in the cluster, or all without one) and
-      under the new Sidecar (C(services_after)). That is the number of Envoy clusters, which the
-      proxies' memory grows with.
+      C(connections) in the window, the Sidecar that scopes its proxies now (C(current_sidecar), the
+      one of that name, else the namespace's default, else the mesh-wide default of the root
+      namespace; null for none), and how many Services its proxies are told about now
+      (C(services_before); every one exported to them without a Sidecar) and under the new Sidecar
+      (C(services_after)). That is the number of Envoy clusters, which the proxies' memory grows with.
   returned: with from_prometheus
   type: list
   elements: dict
@@ -239,6 +240,7 @@ scopes:
     - namespace: shop
       egress_hosts: ["istio-system/*", "payments/charge.payments.svc.cluster.local"]
       observed: [{host: payments/charge.payments.svc.cluster.local, requests: 181234, connections: 0}]
+      current_sidecar: null
       services_before: 412
       services_after: 9
 outside_registry:
@@ -251,8 +253,8 @@ outside_registry:
     - {namespace: payments, workload: charge, destination: fraud.example.net, cluster: PassthroughCluster,
        requests: 3600, connections: 0}
 would_cut:
-  description: Observed hosts a Sidecar would cut off, with C(sidecar) V(cluster) (the one now in
-    the cluster) or V(new) (the one being written).
+  description: Observed hosts a Sidecar would cut off, with C(sidecar) the namespace/name of the one
+    that scopes the proxies now (see RV(scopes)) or V(new) (the one being written).
   returned: with from_prometheus
   type: list
   elements: dict
