@@ -199,11 +199,12 @@ def test_no_cadvisor_scrape_fails_before_any_write(stack, delivered, tmp_path):
     try:
         stack.reset_stats()
         result = play(tmp_path, stack)
+        written = writes(stack)
     finally:
         apply(stack, KUBELET_MONITOR)
     assert result.returncode != 0
     assert "No ServiceMonitor or ScrapeConfig scrapes the kubelets' /metrics/cadvisor" in said(result)
-    assert writes(stack) == 0
+    assert written == 0
 
 
 def test_without_the_crds_the_run_names_them_and_writes_nothing(kubeapi, tmp_path):
