@@ -341,8 +341,8 @@ options:
         C(-r)). fortio's buckets are a fixed table, 0, 1, 2, ... 11, 12, 14, ... 20, 25, ... 100,
         120, ... 1000, 2000, ... 100000, times this value, so the range ends at 100000 times it;
         everything slower falls into one last bucket that ends at the maximum.
-      - Defaults to V(0.0001): 0.1 ms buckets below 1.2 ms, 1 ms buckets from 10 to 12 ms,
-        range up to 10 s. A sidecar adds a few tenths of a millisecond at p50, which fortio's own
+      - Defaults to V(0.0001), which gives 0.1 ms buckets up to 1.2 ms, 0.2 ms ones up to 2 ms,
+        0.5 ms up to 5 ms, 1 ms up to 10 ms, 2 ms up to 20 ms and so on, up to 10 s. A sidecar adds a few tenths of a millisecond at p50, which fortio's own
         default of 1 ms puts inside one bucket and interpolates; added-latency targets then see
         nothing. V(0.001) reaches 100 s but its percentiles below 1 ms are guesses; V(0.00001)
         resolves 10 microseconds but ends at 1 s.
@@ -351,6 +351,62 @@ options:
       - Every client pod records with it, so their histograms still merge exactly. From
         V(0.000001) to V(0.01).
     type: float
+  search:
+    description:
+      - Search the capacity instead of sending one load, the highest rate at which every one
+        of O(search.targets) still holds (engine V(local) only). Each step is an open-loop run
+        of O(search.step_duration) after O(warmup), with the other load options of the task.
+      - The rate grows from O(search.start_qps) by O(search.growth) until a target is missed or
+        O(search.max_qps) held, then is bisected until the lowest rate that missed is within
+        O(search.resolution) of the highest that held. The rate found is then run
+        O(search.confirm) more times and counts only when every run holds; otherwise the
+        search bisects below it. A miss is never repeated, so noise can lower the capacity
+        found by a step, never raise it.
+      - A step whose schedule slipped counts as a miss (its unsent requests count as errors with
+        their lateness), not as a failure. The task fails when every request of a step failed
+        before reaching the server.
+      - O(duration), O(requests) and O(result_file) are not used with a search, and O(qps) is
+        replaced by each step's rate; the local engine's bounds apply to O(search.max_qps).
+    type: dict
+    suboptions:
+      targets:
+        description:
+          - Targets in M(meshtune.mesh.slo_check)'s names that one run measures, of C(p50_ms),
+            C(p90_ms), C(p99_ms), C(p999_ms), C(success_rate) and C(min_qps_ratio).
+          - Added latency and proxy cost need a baseline or Prometheus; judge them with a
+            verification at the rate found.
+        type: dict
+        required: true
+      start_qps:
+        description: The first rate, requests per second. It must hold, else the search says so.
+        type: float
+        default: 10
+      max_qps:
+        description: The highest rate the search sends.
+        type: float
+        required: true
+      resolution:
+        description: How close the bracket must be, relative, V(0.05) for 5 %.
+        type: float
+        default: 0.05
+      step_duration:
+        description: The measured time of each step, such as V(30s).
+        type: str
+        default: 10s
+      cooldown:
+        description:
+          - A pause between steps, such as V(10s), so a step does not start on the previous
+            one's queue.
+        type: str
+        default: 0s
+      confirm:
+        description: How many more times the rate found is run; each must hold (0 to 10).
+        type: int
+        default: 2
+      growth:
+        description: The factor by which the rate grows until a target is missed (1.1 to 10).
+        type: float
+        default: 2.0
 notes:
   - Latency figures are in seconds in RV(result), as in fortio's files, and in milliseconds in
     RV(summary).
@@ -405,6 +461,27 @@ EXAMPLES = r"""
     connections: 16
     requests: 1000
   delegate_to: localhost
+
+- name: Find the highest rate at which p99 stays under 50 ms and 99.9 % succeed, to 5 %
+  meshtune.mesh.load_test:
+    url: http://shop.example.internal:8080/
+    connections: 64
+    warmup: 5s
+    search:
+      targets: {p99_ms: 50, success_rate: 0.999}
+      start_qps: 50
+      max_qps: 5000
+      resolution: 0.05
+      step_duration: 30s
+      cooldown: 10s
+      confirm: 2
+    progress_file: /tmp/shop-capacity.progress
+  delegate_to: localhost
+  register: shop_capacity
+
+- name: Show the capacity and the target that broke first
+  ansible.builtin.debug:
+    msg: "{{ shop_capacity.capacity.capacity_qps }} qps; {{ shop_capacity.capacity.broken }}"
 
 - name: Measure the mesh, 1000 requests/s from 4 fortio pods through their sidecars
   meshtune.mesh.load_test:
@@ -533,6 +610,30 @@ schedule:
   type: dict
   sample: {planned: 30000, sent: 30000, not_sent: 0, not_sent_share: 0.0, max_not_sent: 0.01,
            slipped: false}
+capacity:
+  description:
+    - With O(search), the outcome. C(capacity_qps), the highest rate that held in every run of
+      it (null when O(search.start_qps) already missed, then C(below_start) is true);
+      C(missed_qps), the lowest rate that missed above it (null when O(search.max_qps) held,
+      then C(capped) is true); the two bracket the capacity within C(resolution).
+    - C(broken), the target that broke first at C(missed_qps) (the one furthest past its limit,
+      relative to it) with its C(measured) value, C(limit) and C(unit); C(steps), how many steps
+      ran; C(load_seconds), the time under load (steps times O(search.step_duration) plus
+      O(warmup)).
+  returned: with O(search), not in check mode
+  type: dict
+  sample: {capacity_qps: 400.0, missed_qps: 417.7, capped: false, below_start: false,
+           broken: {target: p99_ms, qps: 417.7, measured: 61.3, limit: 50.0, unit: ms},
+           resolution: 0.05, steps: 9, load_seconds: 13.5}
+steps:
+  description:
+    - With O(search), every step in the order run, with C(step) (from 1), C(qps), C(phase)
+      (C(grow), C(bisect) or C(confirm)), C(holds), C(missed) (the target names missed),
+      C(checks) (as M(meshtune.mesh.slo_check) returns them), C(summary) (as RV(summary)) and
+      C(result), the step's result in fortio's shape, for M(meshtune.mesh.perf_report).
+  returned: with O(search), not in check mode
+  type: list
+  elements: dict
 result_file:
   description: Where the result was written.
   returned: when O(result_file) is set, not in check mode
@@ -579,7 +680,7 @@ objects:
 """
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import auth_argument_spec
-from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import fortio_engine
+from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import capacity, fortio_engine
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import (
     LoadError,
     assess,
@@ -638,6 +739,7 @@ def argument_spec():
         "progress_file": {"type": "path"},
         "progress_interval": {"type": "str", "default": "10s"},
         "validate_certs": {"type": "bool", "default": True},
+        "search": {"type": "dict", "options": capacity.SEARCH_OPTIONS},
     }
     # kubernetes.core's auth options for engine fortio, except its validate_certs: here that
     # name is about the load's target (see fortio_engine.auth_option_names).
@@ -679,11 +781,38 @@ def finish(module, params, log, output, failure=None):
     module.exit_json(**output)
 
 
+def run_search(module, params, log):
+    """search: the capacity search over local-engine steps, reported as `capacity` and `steps`."""
+    spec, settings, problem = capacity.spec_from_search(params, progress=log.report)
+    if problem:
+        module.fail_json(msg=problem)
+    if module.check_mode:
+        module.exit_json(changed=False, msg="check mode: options are valid, no request was sent")
+    log.write(f"start: capacity search from {settings.start_qps:g} to {settings.max_qps:g} qps, "
+              f"{params['search']['step_duration']} steps after {params['warmup']} warm-up")
+    evaluate = capacity.local_evaluator(spec, settings, params["labels"], progress=log.write)
+    try:
+        outcome = capacity.run_search(evaluate, settings)
+    except (capacity.SearchError, LoadError) as err:
+        log.write(f"failed: {err}")
+        module.fail_json(msg=f"Capacity search failed: {err}")
+    found, steps = capacity.outcome_output(outcome, settings, spec.warmup)
+    for step in steps:
+        redact_fields(step, "result.URL")
+    message = capacity.headline(found)
+    log.write(f"done: {message}")
+    if log.failed is not None:
+        module.warn(f"progress_file: could not append progress lines: {log.failed}")
+    module.exit_json(changed=False, capacity=found, steps=steps, msg=message)
+
+
 def main():
     module = SecretHidingModule(argument_spec=argument_spec(), supports_check_mode=True,
                                 url_options=["url"], header_options=["headers"])
     params = module.params
     log = ProgressLog(module, params["progress_file"], params["url"])
+    if params["search"] is not None:
+        run_search(module, params, log)
     spec, problem = spec_from_params(params, progress=log.report)
     if problem:
         module.fail_json(msg=problem)
