@@ -20,7 +20,7 @@ from tests.ansible_runner import run_playbook
 from tests.http_stub import QuietHandler, StubServer, serving
 from tests.observability import content
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "glsa_meshtune_test_token_5f1c"
 PLAYBOOK = """

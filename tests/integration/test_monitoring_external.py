@@ -15,7 +15,7 @@ from tests.conftest import require_program
 from tests.observability import live_mesh
 from tests.observability.prometheus import PrometheusServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW_SECONDS = 6
 WRITE_VERBS = ("create", "update", "patch", "delete")

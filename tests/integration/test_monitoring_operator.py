@@ -24,7 +24,7 @@ from tests.conftest import require_program
 from tests.observability import content
 from tests.observability.prometheus import promtool
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WRITE_VERBS = ("create", "update", "patch", "delete")
 GROUP = "monitoring.coreos.com"
