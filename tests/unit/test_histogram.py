@@ -116,8 +116,8 @@ def test_rebuilding_from_exported_buckets_gives_back_the_same_histogram(samples)
 
 
 def test_empty_histogram_exports_like_fortio():
-    assert HistogramRecorder().export() == {"Count": 0, "Min": 0.0, "Max": 0.0, "Sum": 0.0, "Avg": 0.0,
-                                    "StdDev": 0.0, "Data": None}
+    assert HistogramRecorder().export() == {"Count": 0, "Min": 0.0, "Max": 0.0, "Sum": 0.0,
+                                            "Avg": 0.0, "StdDev": 0.0, "Data": None}
     assert HistogramRecorder().percentile(99) == 0.0
     assert HistogramRecorder.from_data({"Count": 0, "Data": None}, LOG_LINEAR).count == 0
 

@@ -89,7 +89,6 @@ RESERVED_FLAGS = {
 }
 
 
-
 class FortioSettings:
     """The fortio engine's options, validated (see options.py), with defaults filled in.
 
@@ -171,6 +170,7 @@ def total_wait(settings, spec):
 
 
 # ---- object builders -----------------------------------------------------------------------
+
 
 def labels(settings, component=None):
     """The labels of every object of one run; `component` adds the role (client, server)."""
@@ -379,4 +379,3 @@ def object_entry(body, state):
     return OrderedDict((("kind", body["kind"]), ("api_version", body["apiVersion"]),
                         ("namespace", body["metadata"]["namespace"]),
                         ("name", body["metadata"]["name"]), ("state", state)))
-

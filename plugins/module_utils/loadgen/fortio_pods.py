@@ -156,4 +156,3 @@ def waiting_reason(pod):
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             return f"not scheduled: {condition.get('message') or condition.get('reason')}"
     return None
-

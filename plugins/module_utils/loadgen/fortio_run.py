@@ -46,6 +46,7 @@ POLL_INTERVAL = 2.0
 # while fortio logs every failed call before it (its -log-errors default), which may be many.
 RESULT_LOG_LINES = 5000
 
+
 class FortioError(Exception):
     """A run that could not produce a result, with a message that says what to look at."""
 
@@ -322,4 +323,3 @@ class FortioRun:
 
 def _selector(mapping):
     return ",".join(f"{key}={value}" for key, value in mapping.items())
-

@@ -52,7 +52,6 @@ class ProgressLog:
                    "errors={errors}".format(**figures))
 
 
-
 def local_output(run, labels, max_not_sent):
     """The output of a local engine run: fortio's result plus meshtune's fields (ClientErrors,
     NotSent), the summary with client and server errors apart, errors by kind with the first
@@ -69,5 +68,3 @@ def local_output(run, labels, max_not_sent):
             "errors": {kind: run.error_kinds.get(kind, 0) for kind in LOCAL_ERROR_KINDS},
             "first_errors": run.first_error_messages(),
             "schedule": schedule_figures(run, max_not_sent)}
-
-
