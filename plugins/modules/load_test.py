@@ -273,8 +273,14 @@ options:
       - V(false) runs the same load without any proxy, the baseline, labelling the client and
         server pods C(sidecar.istio.io/inject=false) and C(istio.io/dataplane-mode=none)
         (ambient mode). The mesh's added latency is the difference of the two runs.
+      - V(server) injects only the server Deployment's pods, as Istio's benchmark does in its
+        server-sidecar mode; the client pods run without proxy. With V(true) minus V(server)
+        and V(server) minus V(false), the added latency splits into the client side's and the
+        server side's share. The server must accept plain-text calls then (Istio's default
+        C(PERMISSIVE) mutual TLS does; C(STRICT) refuses them). With O(url) given, V(server)
+        only keeps the client out of the mesh.
       - Defaults to V(true).
-    type: bool
+    type: raw
   revision:
     description:
       - With O(engine=fortio) and a sidecar, the Istio revision (or revision tag) whose proxy
@@ -342,7 +348,8 @@ options:
         120, ... 1000, 2000, ... 100000, times this value, so the range ends at 100000 times it;
         everything slower falls into one last bucket that ends at the maximum.
       - Defaults to V(0.0001), which gives 0.1 ms buckets up to 1.2 ms, 0.2 ms ones up to 2 ms,
-        0.5 ms up to 5 ms, 1 ms up to 10 ms, 2 ms up to 20 ms and so on, up to 10 s. A sidecar adds a few tenths of a millisecond at p50, which fortio's own
+        0.5 ms up to 5 ms, 1 ms up to 10 ms, 2 ms up to 20 ms and so on, up to 10 s. A sidecar
+        adds a few tenths of a millisecond at p50, which fortio's own
         default of 1 ms puts inside one bucket and interpolates; added-latency targets then see
         nothing. V(0.001) reaches 100 s but its percentiles below 1 ms are guesses; V(0.00001)
         resolves 10 microseconds but ends at 1 s.
@@ -724,7 +731,7 @@ def argument_spec():
         "fortio_image": {"type": "str"},
         "fortio_version": {"type": "str"},
         "client_pods": {"type": "int"},
-        "sidecar": {"type": "bool"},
+        "sidecar": {"type": "raw"},
         "revision": {"type": "str"},
         "cleanup": {"type": "bool"},
         "start_timeout": {"type": "str"},
@@ -749,13 +756,17 @@ def argument_spec():
     return spec
 
 
+SIDECAR_TEXT = {"both": "with sidecars", "server": "with the server's sidecar only",
+                "none": "without sidecars"}
+
+
 def run_fortio(module, params, spec, log):
     """The in-cluster engine: fortio_engine does the work, this reports it as the module."""
     settings = spec.fortio
     if not module.check_mode:
         log.write(f"start: fortio {settings.version}, {settings.client_pods} client pods, "
                   f"{load_text(params, spec)}, "
-                  f"{'with' if settings.sidecar else 'without'} sidecars")
+                  f"{SIDECAR_TEXT[settings.sidecar]}")
     output, failure = fortio_engine.execute(module, spec, log.write)
     redact_fields(output, "url", "result.URL")
     if failure:

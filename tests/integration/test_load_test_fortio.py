@@ -345,3 +345,41 @@ def test_the_fortio_engine_runs_under_ansible_playbook(kubeapi, apis, tmp_path):
     assert outcome["summary"]["requests"] == 400
     assert remaining(apis, "packed") == []
     delete_pods(apis, cluster.pods)
+
+
+@pytest.mark.parametrize(("sidecar", "server_injected", "client_injected"), [
+    (True, True, True), ("server", True, False), (False, False, False), ("yes", True, True)])
+def test_each_sidecar_mode_injects_the_pods_it_names(kubeapi, apis, sidecar, server_injected,
+                                                     client_injected):
+    name = f"mode-{str(sidecar).lower()}"
+    result, cluster = run_with_cluster(kubeapi, apis, module_args(kubeapi, name=name,
+                                                                  sidecar=sidecar))
+    assert not result.get("failed"), result
+    pods = {"server": cluster.seen["Deployment"]["spec"]["template"]["metadata"],
+            "client": cluster.seen["Job"]["spec"]["template"]["metadata"]}
+    for component, expected in (("server", server_injected), ("client", client_injected)):
+        labels = pods[component]["labels"]
+        annotations = pods[component].get("annotations") or {}
+        assert labels["sidecar.istio.io/inject"] == ("true" if expected else "false"), component
+        assert ("istio.io/dataplane-mode" in labels) is not expected, component
+        native = component == "client" and expected
+        assert (annotations.get("sidecar.istio.io/nativeSidecar") == "true") is native, component
+    assert remaining(apis, name) == []
+    delete_pods(apis, cluster.pods)
+
+
+def test_the_server_mode_takes_a_revision_for_the_server_only(kubeapi, apis):
+    result, cluster = run_with_cluster(kubeapi, apis, module_args(
+        kubeapi, name="server-canary", sidecar="server", revision="canary"))
+    assert not result.get("failed"), result
+    server = cluster.seen["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    client = cluster.seen["Job"]["spec"]["template"]["metadata"]["labels"]
+    assert server["istio.io/rev"] == "canary" and "sidecar.istio.io/inject" not in server
+    assert client["sidecar.istio.io/inject"] == "false" and "istio.io/rev" not in client
+    delete_pods(apis, cluster.pods)
+
+
+def test_an_unknown_sidecar_mode_is_refused_with_the_three_modes(kubeapi):
+    result = call_module(main, module_args(kubeapi, sidecar="client"))
+    assert result["failed"]
+    assert "sidecar: expected true (client and server sidecars), server" in result["msg"]

@@ -70,6 +70,9 @@ REVISION_LABEL = "istio.io/rev"
 # Ambient mode: keep baseline pods out of the ztunnel data plane as well.
 DATAPLANE_LABEL = "istio.io/dataplane-mode"
 NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"
+# Which pods get a sidecar: Istio's benchmark modes. "server" leaves the client out of the mesh,
+# so that the server-side proxy's cost shows apart from the client-side one's.
+SIDECAR_MODES = ("both", "server", "none")
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 CLIENT_CONTAINER = "fortio"
 WARMUP_CONTAINER = "warmup"
@@ -110,7 +113,8 @@ class FortioSettings:
         self.image = image
         self.version = version
         self.client_pods = int(client_pods)
-        self.sidecar = bool(sidecar)
+        # "both" (true), "server" (the server's sidecar only) or "none" (false, the baseline)
+        self.sidecar = sidecar if sidecar in SIDECAR_MODES else ("both" if sidecar else "none")
         self.revision = revision
         self.cleanup = bool(cleanup)
         self.start_timeout = float(start_timeout)
@@ -188,9 +192,14 @@ def selector_labels(settings, component):
     return OrderedDict(((LOAD_TEST_LABEL, settings.name), (COMPONENT_LABEL, component)))
 
 
-def mesh_labels(settings):
+def injected(settings, component):
+    """Whether the pods of `component` (client, server) get a sidecar in the settings' mode."""
+    return settings.sidecar == "both" or (settings.sidecar == "server" and component == "server")
+
+
+def mesh_labels(settings, component):
     """Sidecar injection: a revision's label, the inject label, or opted out of every proxy."""
-    if not settings.sidecar:
+    if not injected(settings, component):
         return {INJECT_LABEL: "false", DATAPLANE_LABEL: "none"}
     if settings.revision:
         return {REVISION_LABEL: settings.revision}
@@ -200,9 +209,9 @@ def mesh_labels(settings):
 def pod_metadata(settings, component):
     """Pod template metadata: run labels, injection labels, annotations."""
     pod_labels = labels(settings, component)
-    pod_labels.update(mesh_labels(settings))
+    pod_labels.update(mesh_labels(settings, component))
     annotations = OrderedDict()
-    if settings.sidecar and component == "client":
+    if injected(settings, component) and component == "client":
         annotations[NATIVE_SIDECAR_ANNOTATION] = "true"
     annotations.update(settings.pod_annotations)
     metadata = {"labels": dict(pod_labels)}

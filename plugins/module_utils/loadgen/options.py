@@ -15,6 +15,8 @@ import math
 import os
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 try:
     import resource  # POSIX only: the open-file limit
 except ImportError:  # pragma: no cover - not on the platforms Ansible modules run on
@@ -367,6 +369,17 @@ def _check_resolution(value):
     return float(value)
 
 
+def _check_sidecar(value):
+    """The sidecar mode: true (both), server (the server's only) or false (none)."""
+    if value in fortio_objects.SIDECAR_MODES[:2]:
+        return value
+    try:
+        return "both" if boolean(value, strict=True) else "none"
+    except TypeError as err:
+        raise InvalidOption("sidecar", "true (client and server sidecars), server (the server's "
+                            "sidecar only) or false (no sidecar, the baseline)", value) from err
+
+
 def _given_or(params, name, default):
     """An option's value, or its default when not given (an empty string is a value)."""
     value = params.get(name)
@@ -386,11 +399,11 @@ def _fortio_settings(params, problems):
     problems.check(_check_version, version)
     client_pods = _given_or(params, "client_pods", 1)
     problems.check(check_range, "client_pods", client_pods, 1, MAX_CLIENT_PODS)
-    sidecar = _given_or(params, "sidecar", True)
+    sidecar = problems.check(_check_sidecar, _given_or(params, "sidecar", True))
     revision = params.get("revision")
     if revision is not None:
         problems.check(check_name, "revision", revision, label=True)
-        if not sidecar:
+        if sidecar == "none":
             problems.add("revision", "no revision with sidecar false (the baseline runs without "
                          "sidecars)", revision)
     start_timeout = problems.check(duration_seconds, "start_timeout",
