@@ -53,6 +53,8 @@ TARGETS = OrderedDict([
                                                "sidecar memory growth during the run (leak signal)")),
     ("push_latency_p99_ms", Target(UPPER, "ms", "proxy", "push_latency_p99_ms",
                                    "istiod configuration push latency, p99")),
+    ("min_capacity_ratio", Target(LOWER, "ratio", "capacity", "ratio",
+                                  "capacity through the mesh over capacity without it")),
 ])
 PROXY_FIGURES = OrderedDict(
     (target.key, name) for name, target in TARGETS.items() if target.source == "proxy")
@@ -97,11 +99,27 @@ def load_result(problems, where, data, path):
     return problems.check(validate_result, where, data)
 
 
-def measure(name, result, baseline, proxy):
+def capacity_ratio(capacity):
+    """Mesh capacity over baseline capacity from the `capacity` option; NaN when either search
+    found no capacity (its start rate already missed) or the baseline's is 0."""
+    mesh, baseline = capacity.get("mesh_qps"), capacity.get("baseline_qps")
+    for key, value in (("mesh_qps", mesh), ("baseline_qps", baseline)):
+        if value is not None:
+            number = as_number(f"capacity.{key}", value)
+            if number < 0 or math.isinf(number):
+                raise InvalidOption(f"capacity.{key}", "a rate of at least 0, or null", value)
+    if mesh is None or baseline is None or not float(baseline):
+        return math.nan
+    return float(mesh) / float(baseline)
+
+
+def measure(name, result, baseline, proxy, capacity=None):
     """The measured figure of one target (InvalidOption when the inputs lack it)."""
     target = TARGETS[name]
     if target.source == "proxy":
         return proxy[target.key]
+    if target.source == "capacity":
+        return capacity_ratio(capacity)
     if target.key == "success_rate":
         return result.success_rate()
     if target.key == "qps_ratio":
@@ -177,13 +195,21 @@ def plan_checks(params):
             problems.add(f"proxy.{target.key}",
                          f"the measured {target.description} in {target.unit} for target {name}", None)
 
+    capacity = params.get("capacity")
+    if "min_capacity_ratio" in limits and not capacity:
+        problems.add("capacity", "the capacities found with and without the mesh ({mesh_qps: ..., "
+                     "baseline_qps: ...}, load_test search) for target min_capacity_ratio", None)
+    if capacity and set(capacity) - {"mesh_qps", "baseline_qps"}:
+        problems.add("capacity", "a dict with mesh_qps and baseline_qps", sorted(capacity))
+
     measured = OrderedDict()
     for name in limits:
         source = TARGETS[name].source
         if result is None or (source == "baseline" and baseline is None) or \
-                (source == "proxy" and TARGETS[name].key not in proxy):
+                (source == "proxy" and TARGETS[name].key not in proxy) or \
+                (source == "capacity" and not capacity):
             continue  # the missing input is already reported
-        value = problems.check(measure, name, result, baseline, proxy)
+        value = problems.check(measure, name, result, baseline, proxy, capacity)
         if value is not None:
             measured[name] = value
     message = problems.message()

@@ -59,6 +59,13 @@ options:
         the run and C(push_latency_p99_ms) the p99 istiod push latency in milliseconds.
       - Values may be numbers or numeric strings. NaN (a query without data) makes its check fail.
     type: dict
+  capacity:
+    description:
+      - The capacities found by M(meshtune.mesh.load_test)'s O(meshtune.mesh.load_test#module:search)
+        through the mesh (C(mesh_qps)) and without it (C(baseline_qps)), for the
+        V(min_capacity_ratio) target. A null capacity (the search's start rate already missed)
+        makes the check fail.
+    type: dict
   targets:
     description:
       - Target name to limit.
@@ -73,6 +80,8 @@ options:
       - V(proxy_cpu_per_1k_rps) (vCPU), V(proxy_memory_mib) (MiB),
         V(proxy_memory_growth_mib_per_min) (MiB per minute) and V(push_latency_p99_ms) (ms) are
         upper bounds for the matching O(proxy) figures.
+      - V(min_capacity_ratio) is the lowest capacity through the mesh over capacity without it
+        (O(capacity)), such as V(0.8) when the mesh may cost at most a fifth of the capacity.
     type: dict
     required: true
 attributes:
@@ -183,6 +192,7 @@ def argument_spec():
         "baseline": {"type": "dict"},
         "baseline_file": {"type": "path"},
         "proxy": {"type": "dict"},
+        "capacity": {"type": "dict"},
         "targets": {"type": "dict", "required": True},
     }
 

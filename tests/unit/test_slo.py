@@ -147,7 +147,7 @@ def test_unknown_target_names_the_key_and_lists_the_valid_ones():
     assert checks == []
     valid = ("p50_ms, p90_ms, p99_ms, p999_ms, success_rate, min_qps_ratio, added_p50_ms, added_p90_ms, "
              "added_p99_ms, proxy_cpu_per_1k_rps, proxy_memory_mib, proxy_memory_growth_mib_per_min, "
-             "push_latency_p99_ms")
+             "push_latency_p99_ms, min_capacity_ratio")
     assert message == ("Invalid options (nothing was changed): targets.p99: expected a known target "
                        f"name, one of: {valid}, got 'p99'")
 
