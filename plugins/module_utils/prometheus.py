@@ -164,11 +164,12 @@ def check_file(path, value):
 Plan = namedtuple("Plan", "kind queries time start end step")
 
 
-def connection_argument_spec(url_option="url"):
-    """The options that reach a Prometheus server (doc fragment meshtune.mesh.prometheus), to merge
-    into a module's argument spec. The URL option is named by the module and documented there."""
-    return {
-        url_option: {"type": "str", "required": True},
+def connection_argument_spec(url_option="url", prefix=""):
+    """The options that reach a Prometheus server (doc fragment meshtune.mesh.prometheus, or
+    meshtune.mesh.prometheus.PREFIXED for prefix "prometheus_"), to merge into a module's argument
+    spec. The URL option is named by the module and documented there. A module that also takes
+    kubernetes.core's auth options (ca_cert, validate_certs, username...) uses the prefix."""
+    spec = {
         "timeout": {"type": "float", "default": 30},
         "bearer_token": {"type": "str", "no_log": True},
         "username": {"type": "str"},
@@ -179,47 +180,55 @@ def connection_argument_spec(url_option="url"):
         "validate_certs": {"type": "bool", "default": True},
         "headers": {"type": "dict"},
     }
+    return {url_option: {"type": "str", "required": True},
+            **{prefix + name: option for name, option in spec.items()}}
+
+
+def connection_module_options(prefix=""):
+    """AnsibleModule keyword arguments that go with connection_argument_spec."""
+    return {"mutually_exclusive": [(prefix + "bearer_token", prefix + "username")],
+            "required_together": [(prefix + "username", prefix + "password")]}
 
 
 # Module options that go with connection_argument_spec.
-CONNECTION_MODULE_OPTIONS = {
-    "mutually_exclusive": [("bearer_token", "username")],
-    "required_together": [("username", "password")],
-}
+CONNECTION_MODULE_OPTIONS = connection_module_options()
 
 
-def add_connection_problems(problems, params, url_option="url"):
+def add_connection_problems(problems, params, url_option="url", prefix=""):
     """Add to validate.Problems every problem with the connection options (url_option None: the
     URL is checked by the caller)."""
     if url_option is not None:
         problems.check(check_url, url_option, params.get(url_option))
-    timeout = params.get("timeout")
+    timeout = params.get(prefix + "timeout")
     if timeout is not None and (not math.isfinite(timeout) or timeout <= 0 or timeout > MAX_TIMEOUT):
-        problems.add("timeout", f"a positive number of seconds, at most {MAX_TIMEOUT} (a day)", timeout)
-    if params.get("bearer_token") is not None and params.get("username") is not None:
-        problems.add("bearer_token", "either bearer_token or username/password, not both", "(hidden)")
-    if params.get("client_key") is not None and params.get("client_cert") is None:
-        problems.add("client_cert", "a client certificate to go with client_key", None)
+        problems.add(prefix + "timeout", f"a positive number of seconds, at most {MAX_TIMEOUT} (a day)",
+                     timeout)
+    if params.get(prefix + "bearer_token") is not None and params.get(prefix + "username") is not None:
+        problems.add(prefix + "bearer_token", f"either {prefix}bearer_token or {prefix}username/"
+                                              f"{prefix}password, not both", "(hidden)")
+    if params.get(prefix + "client_key") is not None and params.get(prefix + "client_cert") is None:
+        problems.add(prefix + "client_cert", f"a client certificate to go with {prefix}client_key", None)
     for option in ("ca_cert", "client_cert", "client_key"):
-        problems.check(check_file, option, params.get(option))
-    for name, header in (params.get("headers") or {}).items():
+        problems.check(check_file, prefix + option, params.get(prefix + option))
+    for name, header in (params.get(prefix + "headers") or {}).items():
         shown = "(hidden)" if is_secret_header(name) else header
+        where = f"{prefix}headers.{name}"
         if not isinstance(name, str) or not HEADER_NAME_RE.match(name):
-            problems.add(f"headers.{name}", "a header name of letters, digits and -", name)
+            problems.add(where, "a header name of letters, digits and -", name)
         elif isinstance(header, (dict, list, bool)) or header is None:
-            problems.add(f"headers.{name}", "a string header value", shown)
+            problems.add(where, "a string header value", shown)
         elif any(char in str(header) for char in "\r\n\0"):
-            problems.add(f"headers.{name}", "a header value on one line", shown)
+            problems.add(where, "a header value on one line", shown)
 
 
-def client_from_params(params, url_option="url"):
+def client_from_params(params, url_option="url", prefix=""):
     """A PrometheusClient for options checked by add_connection_problems."""
     return PrometheusClient(
-        params[url_option], timeout=params["timeout"], headers=params["headers"],
-        bearer_token=params["bearer_token"], username=params["username"],
-        password=params["password"], validate_certs=params["validate_certs"],
-        ca_cert=params["ca_cert"], client_cert=params["client_cert"],
-        client_key=params["client_key"])
+        params[url_option], timeout=params[prefix + "timeout"], headers=params[prefix + "headers"],
+        bearer_token=params[prefix + "bearer_token"], username=params[prefix + "username"],
+        password=params[prefix + "password"], validate_certs=params[prefix + "validate_certs"],
+        ca_cert=params[prefix + "ca_cert"], client_cert=params[prefix + "client_cert"],
+        client_key=params[prefix + "client_key"])
 
 
 def plan_queries(params, now):

@@ -67,6 +67,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
 
 MIB = 1048576
 CPU_STEP_MILLI = 5
+# Prefix of the Prometheus connection options: kubernetes.core's auth options hold the plain names.
+PROMETHEUS = "prometheus_"
 # Istio's chart defaults (istiod values global.proxy.resources; ProxyConfig concurrency), used
 # when the cluster's injector and mesh ConfigMaps do not say otherwise.
 ISTIO_DEFAULTS = {"cpu_request": "100m", "cpu_limit": "2000m", "memory_request": "128Mi",
@@ -117,7 +119,7 @@ def validate(params):
     """Every problem with the options, as one message; None when all is well."""
     problems = Problems()
     add_selection_problems(problems, params)
-    add_connection_problems(problems, params, "prometheus_url")
+    add_connection_problems(problems, params, "prometheus_url", PROMETHEUS)
     seconds = {option: problems.check(parse_duration, option, params[option])
                for option in ("window", "min_history", "step", "rate_interval")}
     if None not in (seconds["window"], seconds["step"]) and seconds["window"] < 2 * seconds["step"]:

@@ -46,6 +46,9 @@ options:
       - Base URL of the Prometheus server that scrapes the kubelets' cAdvisor (and, best,
         kube-state-metrics), for example C(http://prometheus-server.monitoring).
       - Credentials in the URL are sent as basic authentication and shown masked.
+      - The other options that reach it are named C(prometheus_*) (O(prometheus_ca_cert),
+        O(prometheus_bearer_token)...), as kubernetes.core's C(ca_cert), C(validate_certs),
+        C(username) and C(password) reach the Kubernetes API server.
     type: str
     required: true
   namespaces:
@@ -184,7 +187,7 @@ notes:
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - meshtune.mesh.auth
-  - meshtune.mesh.prometheus
+  - meshtune.mesh.prometheus.PREFIXED
 attributes:
   check_mode:
     support: full
@@ -302,10 +305,10 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import (
     validated_module,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
-    CONNECTION_MODULE_OPTIONS,
     PrometheusError,
     client_from_params,
     connection_argument_spec,
+    connection_module_options,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     apply_changes,
@@ -314,6 +317,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.redact import hide_secrets
 from ansible_collections.meshtune.mesh.plugins.module_utils.report import files_to_write, write_files
 from ansible_collections.meshtune.mesh.plugins.module_utils.rightsizing import (
+    PROMETHEUS,
     build_queries,
     cpu_limit_ratio,
     current_settings,
@@ -343,7 +347,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
 
 def argument_spec():
     spec = auth_argument_spec()
-    spec.update(connection_argument_spec("prometheus_url"))
+    spec.update(connection_argument_spec("prometheus_url", PROMETHEUS))
     spec.update(
         namespaces={"type": "list", "elements": "str", "required": True},
         kinds={"type": "list", "elements": "str", "choices": list(KINDS), "default": list(KINDS)},
@@ -379,7 +383,7 @@ def argument_spec():
 def query_prometheus(module, params, queries):
     """The answers to every query; fails the task naming the option to look at."""
     try:
-        return read_usage(client_from_params(params, "prometheus_url"), queries, time.time())
+        return read_usage(client_from_params(params, "prometheus_url", PROMETHEUS), queries, time.time())
     except PrometheusError as error:
         option = "metric_filter" if params.get("metric_filter") and "rejected query" in str(error) \
             else "prometheus_url"
@@ -435,9 +439,9 @@ def apply(module, client, params, resources, workloads, entries, result):
 def main():
     module = validated_module(argument_spec(), validate,
                               missing_libraries=[("PyYAML", YAML_IMPORT_ERROR)],
-                              **CONNECTION_MODULE_OPTIONS)
+                              **connection_module_options(PROMETHEUS))
     params = module.params
-    hide_secrets(module, urls=[params["prometheus_url"]], headers=params["headers"])
+    hide_secrets(module, urls=[params["prometheus_url"]], headers=params["prometheus_headers"])
     queries = build_queries(params)
     answers = query_prometheus(module, params, queries)
     client = KubeClient.from_module(module)

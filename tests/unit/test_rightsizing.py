@@ -21,8 +21,9 @@ MIB = 1048576
 PARAMS = {
     "namespaces": ["shop"], "kinds": ["Deployment", "StatefulSet", "DaemonSet"], "names": None,
     "label_selector": None, "metric_filter": None, "prometheus_url": "http://127.0.0.1:9090",
-    "timeout": 30.0, "bearer_token": None, "username": None, "password": None, "ca_cert": None,
-    "client_cert": None, "client_key": None, "validate_certs": True, "headers": None,
+    "prometheus_timeout": 30.0, "prometheus_bearer_token": None, "prometheus_username": None,
+    "prometheus_password": None, "prometheus_ca_cert": None, "prometheus_client_cert": None,
+    "prometheus_client_key": None, "prometheus_validate_certs": True, "prometheus_headers": None,
     "window": "7d", "min_history": "24h", "step": "1m", "rate_interval": "5m",
     "cpu_percentile": 95.0, "cpu_headroom": 0.0, "memory_headroom": 0.15, "cpu_limit": "none",
     "memory_limit": 1.0, "min_cpu": "10m", "min_memory": "64Mi", "max_step_down": 0.5,
@@ -154,6 +155,8 @@ def test_queries_are_a_fixed_set_for_any_number_of_namespaces():
     ({"metric_filter": "cluster=eu"}, "metric_filter"), ({"prometheus_url": "ftp://x"}, "prometheus_url"),
     ({"namespaces": []}, "namespaces"), ({"step": "soon"}, "step"),
     ({"cpu_recording_rule": "rate(x[5m])"}, "cpu_recording_rule"),
+    ({"prometheus_timeout": 0.0}, "prometheus_timeout"),
+    ({"prometheus_ca_cert": "/nonexistent/ca.pem"}, "prometheus_ca_cert"),
 ])
 def test_each_bad_option_is_named(change, option):
     message = validate({**PARAMS, **change})
