@@ -64,6 +64,11 @@ def operator_relabelings(relabel_configs):
                 _objects("operator_relabelings", "relabel configs", relabel_configs))
 
 
+def grafana_outdated(reads, folder_uid=""):
+    return monitoring.outdated_dashboards(_objects("grafana_outdated", "dashboard reads", reads),
+                                          str(folder_uid or ""))
+
+
 def label_problems(labels, option):
     """The problem with a mapping of labels as one message naming the option, or ''."""
     try:
@@ -83,4 +88,5 @@ class FilterModule:
             "cadvisor_scrapes": cadvisor_scrapes,
             "label_problems": label_problems,
             "operator_relabelings": operator_relabelings,
+            "grafana_outdated": grafana_outdated,
         }

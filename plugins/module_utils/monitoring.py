@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import is_subset
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import DNS1123_SUBDOMAIN_RE
 
 OPERATOR_GROUP = "monitoring.coreos.com"
@@ -192,3 +193,19 @@ def cadvisor_scrapes(service_monitors, scrape_configs, metrics):
             found.append({"object": f"ScrapeConfig {_name(config)}", "dropped": [
                 m for m in metrics if _relabel_drops(spec.get("metricRelabelings"), m)]})
     return found
+
+
+def outdated_dashboards(reads, folder_uid):
+    """The dashboards Grafana lacks, holds otherwise, or files in another folder than `folder_uid`.
+
+    `reads` are the answers to GET /api/dashboards/uid/<uid>, each with the wanted dashboard as
+    `item`, the HTTP `status` and, for 200, the `json` body ({dashboard, meta}).
+    """
+    outdated = []
+    for read in reads:
+        body = read.get("json") or {}
+        live, meta = body.get("dashboard"), body.get("meta") or {}
+        if read.get("status") != 200 or not is_subset(read["item"], live) or \
+                (meta.get("folderUid") or "") != folder_uid:
+            outdated.append(read["item"])
+    return outdated

@@ -131,7 +131,12 @@ def test_dashboards_are_pushed_once_through_the_api(grafana, tmp_path):
     api = {"meshtune_monitoring": "external", "meshtune_prometheus_url": "http://127.0.0.1:9",
            "grafana_dashboard_delivery": "api", "grafana_api_url": grafana.server.url + "/",
            "grafana_api_token": TOKEN, "grafana_api_folder_uid": "mesh"}
-    result = play(tmp_path, "--diff", **api)
+    planned = play(tmp_path, "--check", **api)
+    assert planned.returncode == 0, planned.stdout[-4000:]
+    assert grafana.posts == []  # check mode reads and reports, and sends nothing
+    for dashboard in DASHBOARDS.values():
+        assert f"Would send the dashboard {dashboard['uid']}" in said(planned)
+    result = play(tmp_path, **api)
     assert result.returncode == 0, result.stdout[-4000:]
     assert TOKEN not in result.stdout + result.stderr
     assert [post["dashboard"]["uid"] for post in grafana.posts] == [d["uid"] for d in DASHBOARDS.values()]

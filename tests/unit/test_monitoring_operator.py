@@ -139,3 +139,19 @@ def test_relabel_configs_convert_to_the_operator_form():
          "replacement": "$1", "action": "replace"}]
     with pytest.raises(monitoring.MonitoringError, match="does not take: honor_labels"):
         monitoring.operator_relabelings([{"honor_labels": True}])
+
+
+WANTED = {"uid": "mesh", "title": "Mesh", "panels": [{"id": 1}]}
+
+
+@pytest.mark.parametrize(("read", "folder", "outdated"), [
+    ({"status": 404, "json": {"message": "Dashboard not found"}}, "", True),
+    ({"status": 200, "json": {"dashboard": {**WANTED, "id": 7, "version": 3}, "meta": {"folderUid": ""}}},
+     "", False),
+    ({"status": 200, "json": {"dashboard": {**WANTED, "panels": [{"id": 2}]}, "meta": {}}}, "", True),
+    ({"status": 200, "json": {"dashboard": WANTED, "meta": {"folderUid": "ops"}}}, "", True),
+    ({"status": 200, "json": {"dashboard": WANTED, "meta": {"folderUid": "ops"}}}, "ops", False),
+])
+def test_outdated_dashboards(read, folder, outdated):
+    expected = [WANTED] if outdated else []
+    assert monitoring.outdated_dashboards([{"item": WANTED, **read}], folder) == expected
