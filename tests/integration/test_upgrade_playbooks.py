@@ -137,9 +137,10 @@ def verify_gate(installed, url: str, targets: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def failed_gate(rolled_back, installed, canary_service):
-    """The verify gate by default: meshtune_verify_targets set, no gate task file named."""
+    """The verify gate by default: meshtune_verify_targets set and the verify stage on (render-only
+    turns it off unless meshtune_verify is set), no gate task file named."""
     variables = {**verify_gate(installed, canary_service, {}), "meshtune_upgrade_gate_tasks": "",
-                 "meshtune_verify_targets": {**REACHABLE, "p50_ms": 0.0001}}
+                 "meshtune_verify": True, "meshtune_verify_targets": {**REACHABLE, "p50_ms": 0.0001}}
     del variables["verify_targets"]
     result = installed.play("upgrade.yml", variables)
     return result, installed.labels(), installed.pod_annotations()
