@@ -194,3 +194,32 @@ def time_series(name, lines):
         axes.set_title(title)
 
     return _render(draw)
+
+
+# label: legend entry; color: lines of one sweep and mode share it; dash: the line style (one per
+# percentile); points: (requests/s, value).
+RateLine = namedtuple("RateLine", "label color dash points")
+
+
+def rate_panels(title, panels):
+    """One or more panels side by side, each (y label, [RateLine]), against the request rate.
+
+    The cost curves of a sweep: a value per load point, one line per mode (and percentile). Lines
+    are drawn in the order given, so colours are fixed by the caller, not by matplotlib's cycle.
+    """
+
+    def draw(figure):
+        for position, (ylabel, lines) in enumerate(panels, 1):
+            axes = figure.add_subplot(1, len(panels), position)
+            for line in lines:
+                points = [(x, y) for x, y in line.points if y is not None and math.isfinite(y)]
+                axes.plot([x for x, _y in points], [y for _x, y in points], label=line.label,
+                          color=f"C{line.color % 10}", linestyle=line.dash, marker="o",
+                          markersize=3, linewidth=1.6)
+            axes.set_xlabel("requests per second")
+            axes.set_ylabel(ylabel)
+            if lines and len(lines) <= MAX_LEGEND_ENTRIES:
+                axes.legend(loc="upper left")
+        figure.suptitle(title[:MAX_LABEL * 2], fontsize="medium")
+
+    return _render(draw)

@@ -51,9 +51,25 @@ options:
         otherwise by their file names without C(.json).
       - Latency percentiles come from C(DurationHistogram.Percentiles) when listed there, otherwise
         from the C(DurationHistogram.Data) buckets the way fortio computes them.
+      - Exactly one of O(results) and O(sweeps) is required.
     type: list
     elements: path
-    required: true
+  sweeps:
+    description:
+      - Instead of O(results), paths of sweep files, each a JSON object with C(label) and
+        C(points), a list of load points. Each point is C(mode) (V(baseline) without sidecars,
+        V(server) with the server's sidecar only, V(both)), C(qps), C(connections),
+        C(result_file) (a fortio result, relative to the sweep file or absolute) and optionally
+        C(proxy) with C(cpu_per_1k_rps) and C(memory_mib) from Prometheus over the point's window.
+      - The report then draws the cost curves against the rate, one line per sweep and mode.
+        C(sweep-latency.png) shows p50, p90 and p99, C(sweep-added-latency.png) the latency added
+        over the same sweep's baseline at the same rate and connections, and
+        C(sweep-proxy-cost.png) the proxy CPU per 1000 requests/s and memory. C(report.md) has a
+        table per sweep and mode.
+      - Several sweeps (before and after a tuning change, two Istio revisions) are drawn in one
+        report; their labels must differ. Not with O(baseline), O(checks) or O(series).
+    type: list
+    elements: path
   baseline:
     description:
       - Path of the result of the same load without sidecars. Each run's added latency is its
@@ -166,28 +182,36 @@ summary:
       (kind to count) and C(added_latency).
     - C(added_latency) is null without O(baseline), otherwise for each latency key C(ms) (run minus
       baseline) and C(percent) (of the baseline).
-  returned: success
+  returned: success with O(results)
   type: list
   elements: dict
   sample: [{name: balanced, p50_ms: 1.75, p99_ms: 5.0, max_ms: 250.0, success_rate: 1.0,
             added_latency: {p50_ms: {ms: 0.65, percent: 59.09}}}]
 baseline:
   description: The figures of the O(baseline) run, shaped as an entry of RV(summary); null without it.
-  returned: success
+  returned: success with O(results)
   type: dict
 deltas:
   description:
     - Each run after the first compared with the first. C(run) and C(versus) name the runs; each
       latency key has C(ms) (difference) and C(percent) (of the first run's value).
     - Empty with a single run.
-  returned: success
+  returned: success with O(results)
   type: list
   elements: dict
   sample: [{run: performance, versus: balanced, p99_ms: {ms: -0.8, percent: -16.0}}]
 checks_passed:
   description: Whether every one of O(checks) was met; null without O(checks).
-  returned: success
+  returned: success with O(results)
   type: bool
+points:
+  description:
+    - With O(sweeps), every load point with C(sweep), C(mode), C(qps), C(connections), its
+      C(summary) (as an entry of RV(summary)), C(added_latency) (ms over the sweep's baseline per
+      percentile key, null without one) and C(proxy).
+  returned: success with O(sweeps)
+  type: list
+  elements: dict
 """
 
 import os
@@ -207,11 +231,17 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.report import (
     render_files,
     write_files,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.sweep_report import (
+    plan_sweep_report,
+    render_sweep_files,
+    sweep_data,
+)
 
 
 def argument_spec():
     return {
-        "results": {"type": "list", "elements": "path", "required": True},
+        "results": {"type": "list", "elements": "path"},
+        "sweeps": {"type": "list", "elements": "path"},
         "baseline": {"type": "path"},
         "output_dir": {"type": "path", "required": True},
         "title": {"type": "raw", "default": DEFAULT_TITLE},
@@ -220,14 +250,8 @@ def argument_spec():
     }
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_MATPLOTLIB:
-        module.fail_json(msg=missing_required_lib("matplotlib"), exception=MATPLOTLIB_IMPORT_ERROR)
-    problem, report = plan_report(module.params)
-    if problem:
-        module.fail_json(msg=problem)
-    files = render_files(report)
+def write(module, report, files):
+    """Write the files that differ; (all paths, changed paths)."""
     changed = files_to_write(report.output_dir, files)
     paths = [os.path.join(report.output_dir, name) for name in files]
     changed_paths = [os.path.join(report.output_dir, name) for name in changed]
@@ -237,8 +261,34 @@ def main():
         except OSError as err:
             module.fail_json(msg=f"output_dir: could not write the report into {report.output_dir}: {err}",
                              report_files=paths)
+    return paths, changed_paths
+
+
+def sweep_main(module):
+    """sweeps: the cost curves of one or more saved sweeps."""
+    problem, report = plan_sweep_report(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    paths, changed_paths = write(module, report, render_sweep_files(report))
+    module.exit_json(changed=bool(changed_paths), report_files=paths, changed_files=changed_paths,
+                     points=sweep_data(report)["points"])
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("results", "sweeps")],
+                           mutually_exclusive=[("results", "sweeps"), ("sweeps", "baseline"),
+                                               ("sweeps", "checks"), ("sweeps", "series")])
+    if not HAS_MATPLOTLIB:
+        module.fail_json(msg=missing_required_lib("matplotlib"), exception=MATPLOTLIB_IMPORT_ERROR)
+    if module.params["sweeps"]:
+        sweep_main(module)
+    problem, report = plan_report(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    paths, changed_paths = write(module, report, render_files(report))
     module.exit_json(
-        changed=bool(changed),
+        changed=bool(changed_paths),
         report_files=paths,
         changed_files=changed_paths,
         summary=json_safe([run.summary for run in report.runs]),
