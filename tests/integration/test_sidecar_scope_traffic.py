@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.meshtune.mesh.plugins.modules import sidecar_scope
 from tests.ansible_runner import run_module
+from tests.module_harness import call_module
 from tests.observability.call_graph import Call, serve
 
 pytestmark = pytest.mark.integration
@@ -292,6 +294,26 @@ def test_credentials_for_prometheus_stay_out_of_the_result(cluster, prometheus, 
     assert outcome["scopes"][0]["egress_hosts"] == expected_hosts("db", [])
     shown = json.dumps(outcome)
     assert password not in shown and token not in shown
+
+
+def test_converges_through_injected_api_faults(cluster, prometheus):
+    # allow_cutting: Sidecars the other tests left in these namespaces may cut some hosts.
+    args = arguments(cluster, prometheus, name="faulty", egress_hosts=[], allow_cutting=True)
+    cluster.set_faults(0.2, faults=["409", "429", "500", "reset"], seed=7)
+    try:
+        first = call_module(sidecar_scope.main, args)
+        second = call_module(sidecar_scope.main, args)
+        injected = cluster.stats()["faults"]["injected"]
+    finally:
+        cluster.set_faults(0.0)
+    assert first.get("failed") is not True, first.get("msg")
+    assert first["summary"]["created"] == 4
+    assert sum(injected.values()) > 0, injected
+    for namespace in NAMESPACES:
+        assert sidecar(cluster, namespace, "faulty")["spec"]["egress"][0]["hosts"] == \
+            expected_hosts(namespace, [])
+    assert second.get("failed") is not True, second.get("msg")
+    assert second["changed"] is False and second["summary"]["unchanged"] == 4
 
 
 def closed_port() -> int:
