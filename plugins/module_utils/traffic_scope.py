@@ -223,7 +223,8 @@ def exported_to(service, namespace, default_export_to):
 
 
 def registry_services(services, namespace_labels, mesh):
-    """(namespace, hostname) of every Service istiod watches, with the Service, per the mesh config."""
+    """(namespace, hostname, Service) of every Service in a namespace istiod watches (the mesh
+    config's discoverySelectors)."""
     selectors = mesh.get("discoverySelectors") or []
     return [(svc["metadata"]["namespace"],
              f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.{CLUSTER_DOMAIN}", svc)
