@@ -125,8 +125,8 @@ def test_bad_search_options_fail_in_one_message_before_any_request():
 
 
 def test_the_search_runs_the_local_engine_only():
-    outcome = call_module(main, {"engine": "fortio", "search": {"targets": {"p99_ms": 5},
-                                                               "max_qps": 100}})
+    search = {"targets": {"p99_ms": 5}, "max_qps": 100}
+    outcome = call_module(main, {"engine": "fortio", "search": search})
     assert outcome["failed"] and "search: expected engine local" in outcome["msg"]
 
 

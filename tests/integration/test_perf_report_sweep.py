@@ -29,7 +29,7 @@ def point_result(mode, qps, slower):
     generator = random.Random(f"{mode}-{qps}-{slower}")
     base = (1.0 + MODE_COST[mode] * (1 + qps / 1600) * slower) / 1000
     histogram = HistogramRecorder(FortioBuckets(0.0001))
-    histogram.record_many([base * generator.uniform(0.9, 1.6) for _ in range(500)])
+    histogram.record_many([base * generator.uniform(0.9, 1.6) for _sample in range(500)])
     return fortio_result(DurationHistogram=histogram.export(DEFAULT_PERCENTILES),
                          RequestedQPS=str(qps), ActualQPS=float(qps), RetCodes={"200": 500})
 

@@ -274,7 +274,7 @@ def _pod_result(samples, resolution):
 def test_per_pod_histograms_at_0_1_ms_merge_exactly():
     generator = random.Random(14)
     # Sub-millisecond latencies, as a sidecar adds them, in three pods of different speeds.
-    pods = [[generator.uniform(0.0002 * (index + 1), 0.0009 * (index + 1)) for _ in range(300)]
+    pods = [[generator.uniform(0.0002 * (index + 1), 0.0009 * (index + 1)) for _sample in range(300)]
             for index in range(3)]
     resolution = fortio_objects.DEFAULT_RESOLUTION
     results = [_pod_result(samples, resolution)[0] for samples in pods]
