@@ -146,11 +146,20 @@ class Cluster(threading.Thread):
         job = self._wait_for_job()
         self.seen["Job"] = job
         self._read_objects()
+        self.play_job(job)
+
+    def pod_log_text(self, index, url, job):
+        """The log of the Job's pod `index`: a fortio result among fortio's log lines."""
+        return pod_log(index, url, interleave=index == 1, scale=self.scale)
+
+    def play_job(self, job, pod_suffix=""):
+        """Create the Job's pods with their logs, then finish them (and the Job) as asked."""
         template = job["spec"]["template"]
         url = template["spec"]["containers"][0]["args"][-1]
         core = self.apis["core"]
+        created = []
         for index in range(job["spec"]["completions"]):
-            name = f"{self.name}-client-{index}-x{index}k2p"
+            name = f"{self.name}-client-{index}-x{index}k2p{pod_suffix}"
             labels = {**template["metadata"]["labels"], "job-name": job["metadata"]["name"],
                       "batch.kubernetes.io/job-name": job["metadata"]["name"],
                       "controller-uid": job["metadata"]["uid"],
@@ -169,21 +178,21 @@ class Cluster(threading.Thread):
                    "spec": {**template["spec"], "nodeName": f"worker-{index}"}}
             core.create_namespaced_pod(self.namespace, pod)
             self.pods.append(name)
+            created.append(name)
             if index == self.fail_index:
                 self.kubeapi.set_pod_log(self.namespace, name, FORTIO_LOG_START.replace("{url}", url)
                                          + "Aborting because of dial tcp: connection refused\n")
             else:
-                self.kubeapi.set_pod_log(self.namespace, name,
-                                         pod_log(index, url, interleave=index == 1, scale=self.scale))
+                self.kubeapi.set_pod_log(self.namespace, name, self.pod_log_text(index, url, job))
             self._set_pod_status(name, "Running", None)
         if not self.pods_finish:
             return
-        for index, name in enumerate(self.pods):
+        for index, name in enumerate(created):
             exit_code = 1 if index == self.fail_index else 0
             phase = "Failed" if exit_code else "Running" if self.classic_sidecar else "Succeeded"
             self._set_pod_status(name, phase, exit_code)
         if self.complete_job and self.fail_index is None:
-            status = {"succeeded": len(self.pods), "conditions": [
+            status = {"succeeded": len(created), "conditions": [
                 {"type": "Complete", "status": "True"}]}
             self.apis["batch"].patch_namespaced_job_status(f"{self.name}-client", self.namespace,
                                                            {"status": status})
