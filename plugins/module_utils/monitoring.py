@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.meshtune.mesh.plugins.module_utils.label_selectors import selector_matches
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import is_subset
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import DNS1123_SUBDOMAIN_RE
 
@@ -54,23 +55,6 @@ def prometheus_rules(rule_files, namespace, labels):
             "spec": {"groups": content["groups"]},
         })
     return objects
-
-
-def selects(selector, labels):
-    """Whether a Kubernetes label selector matches `labels` (None matches nothing, {} all)."""
-    if selector is None:
-        return False
-    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
-        present = key in labels
-        if (operator == "In" and labels.get(key) not in values) or \
-                (operator == "NotIn" and present and labels[key] in values) or \
-                (operator == "Exists" and not present) or \
-                (operator == "DoesNotExist" and present):
-            return False
-    return True
 
 
 def _labels_for(selector):
@@ -132,7 +116,7 @@ def operator_selection(prometheuses, namespace="", labels=None, prometheus="", f
     for field, namespace_field in SELECTORS.items():
         if spec.get(field) is None:
             problems.append(f"spec.{field} is unset, so it selects none")
-        elif not selects(spec[field], labels):
+        elif not selector_matches(spec[field], labels):
             problems.append(f"spec.{field} {spec[field]} does not select the labels {labels}")
         namespace_selector = spec.get(namespace_field)
         if namespace_selector is None and namespace != own_namespace:

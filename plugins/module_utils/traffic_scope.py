@@ -26,6 +26,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.istio import (
     sidecar_object,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeError, fail_read
+from ansible_collections.meshtune.mesh.plugins.module_utils.label_selectors import selector_matches
 from ansible_collections.meshtune.mesh.plugins.module_utils.prometheus import (
     CONNECTION_MODULE_OPTIONS,
     PrometheusError,
@@ -189,23 +190,6 @@ def sidecar_hosts(sidecar):
 
 
 # ---- which Services istiod tells a proxy about ---------------------------------------------------
-
-def selector_matches(selector, labels):
-    """A Kubernetes LabelSelector (matchLabels, matchExpressions) against a namespace's labels."""
-    labels = labels or {}
-    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
-        return False
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if (operator == "In" and not (present and labels[key] in values)) or \
-                (operator == "NotIn" and present and labels[key] in values) or \
-                (operator == "Exists" and not present) or \
-                (operator == "DoesNotExist" and present):
-            return False
-    return True
-
 
 def watched(discovery_selectors, labels):
     """Whether istiod watches a namespace: no selectors means every namespace, else any match."""

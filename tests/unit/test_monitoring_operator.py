@@ -101,17 +101,6 @@ def test_a_namespace_selector_with_labels_is_noted():
     assert "spec.ruleNamespaceSelector" in chosen["notes"][0]
 
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    (None, {"a": "b"}, False), ({}, {}, True),
-    ({"matchLabels": {"a": "b"}}, {"a": "b", "c": "d"}, True),
-    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["b"]}]}, {"a": "b"}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "Exists"}]}, {}, False),
-    ({"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, {}, True),
-])
-def test_selects(selector, labels, expected):
-    assert monitoring.selects(selector, labels) is expected
-
-
 METRICS = ["container_cpu_usage_seconds_total", "container_spec_cpu_quota"]
 
 

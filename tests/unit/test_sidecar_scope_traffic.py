@@ -50,23 +50,6 @@ def test_host_matching(entry, sidecar_ns, service_ns, host, expected):
     assert ts.host_matches(entry, sidecar_ns, service_ns, host) is expected
 
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    ({"matchLabels": {"istio.io/rev": "1-30-3"}}, {"istio.io/rev": "1-30-3"}, True),
-    ({"matchLabels": {"istio.io/rev": "1-30-3"}}, {"istio.io/rev": "canary"}, False),
-    ({"matchExpressions": [{"key": "istio.io/rev", "operator": "Exists"}]}, {"istio.io/rev": "x"}, True),
-    ({"matchExpressions": [{"key": "istio.io/rev", "operator": "Exists"}]}, {}, False),
-    ({"matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]}, {}, True),
-    ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a", "b"]}]}, {"team": "b"}, True),
-    ({"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}, {}, False),
-    ({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["a"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["a"]}]}, {"team": "a"}, False),
-    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "b", "operator": "Exists"}]}, {"a": "1"},
-     False),
-])
-def test_label_selectors(selector, labels, expected):
-    assert ts.selector_matches(selector, labels) is expected
-
-
 def test_no_discovery_selectors_watch_every_namespace_and_any_one_match_is_enough():
     selectors = [{"matchLabels": {"a": "1"}}, {"matchLabels": {"b": "2"}}]
     assert ts.watched([], {}) and ts.watched(None, {"x": "y"})

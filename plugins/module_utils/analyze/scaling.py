@@ -15,8 +15,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.analyze.inventory im
     template_meta,
     template_spec,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.label_selectors import selector_matches
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import is_managed
-from ansible_collections.meshtune.mesh.plugins.module_utils.traffic_scope import selector_matches
 
 GATEWAY_ISTIO_LABELS = ("ingressgateway", "egressgateway")
 GATEWAY_NAME_LABELS = ("gateway.networking.k8s.io/gateway-name", "istio.io/gateway-name")
@@ -113,7 +113,7 @@ def _hpa_specs(inventory, namespace, deployment):
 def _selects(budget, labels):
     """Whether a PodDisruptionBudget selects pods with `labels` (no selector selects none)."""
     selector = (budget.get("spec") or {}).get("selector")
-    return selector is not None and selector_matches(selector, labels)
+    return selector_matches(selector, labels)
 
 
 @rule("MT008", "warning", "Gateway with several replicas and no PodDisruptionBudget",
