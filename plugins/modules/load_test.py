@@ -361,17 +361,20 @@ options:
   search:
     description:
       - Search the capacity instead of sending one load, the highest rate at which every one
-        of O(search.targets) still holds (engine V(local) only). Each step is an open-loop run
-        of O(search.step_duration) after O(warmup), with the other load options of the task.
+        of O(search.targets) still holds. Each step is a run of O(search.step_duration) at a
+        constant rate after O(warmup), with the other load options of the task.
+      - With O(engine=fortio) each step is a Job of the client pods; the ServiceAccount, the
+        fortio server and its pods are created once and serve every step, and each step's Job
+        is deleted before the next one is created.
       - The rate grows from O(search.start_qps) by O(search.growth) until a target is missed or
         O(search.max_qps) held, then is bisected until the lowest rate that missed is within
         O(search.resolution) of the highest that held. The rate found is then run
         O(search.confirm) more times and counts only when every run holds; otherwise the
         search bisects below it. A miss is never repeated, so noise can lower the capacity
         found by a step, never raise it.
-      - A step whose schedule slipped counts as a miss (its unsent requests count as errors with
-        their lateness), not as a failure. The task fails when every request of a step failed
-        before reaching the server.
+      - With O(engine=local) a step whose schedule slipped counts as a miss (its unsent requests
+        count as errors with their lateness), not as a failure. The task fails when every
+        request of a step failed before reaching the server.
       - O(duration), O(requests) and O(result_file) are not used with a search, and O(qps) is
         replaced by each step's rate; the local engine's bounds apply to O(search.max_qps).
     type: dict
@@ -797,6 +800,9 @@ def run_search(module, params, log):
     spec, settings, problem = capacity.spec_from_search(params, progress=log.report)
     if problem:
         module.fail_json(msg=problem)
+    log.url = spec.url
+    if spec.fortio is not None:
+        run_fortio_search(module, params, spec, settings, log)
     if module.check_mode:
         module.exit_json(changed=False, msg="check mode: options are valid, no request was sent")
     log.write(f"start: capacity search from {settings.start_qps:g} to {settings.max_qps:g} qps, "
@@ -808,13 +814,34 @@ def run_search(module, params, log):
         log.write(f"failed: {err}")
         module.fail_json(msg=f"Capacity search failed: {err}")
     found, steps = capacity.outcome_output(outcome, settings, spec.warmup)
-    for step in steps:
+    finish_search(module, log, {"changed": False, "capacity": found, "steps": steps,
+                                "msg": capacity.headline(found)})
+
+
+def run_fortio_search(module, params, spec, settings, log):
+    """search with engine fortio: the server once, then a Job per step; objects cleaned up."""
+    if not module.check_mode:
+        log.write(f"start: capacity search with fortio {spec.fortio.version}, "
+                  f"{spec.fortio.client_pods} client pods, from {settings.start_qps:g} to "
+                  f"{settings.max_qps:g} qps, {params['search']['step_duration']} steps after "
+                  f"{params['warmup']} warm-up, {SIDECAR_TEXT[spec.fortio.sidecar]}")
+    output, failure = fortio_engine.execute(module, spec, log.write,
+                                            work=capacity.fortio_search(spec, settings, log.write))
+    redact_fields(output, "url")
+    if failure:
+        module.fail_json(msg=f"Capacity search failed: {failure}", **output)
+    finish_search(module, log, output)
+
+
+def finish_search(module, log, output):
+    """Exit with a search's output: step results without URL secrets, the outcome logged."""
+    for step in output.get("steps") or []:
         redact_fields(step, "result.URL")
-    message = capacity.headline(found)
-    log.write(f"done: {message}")
+    if "capacity" in output:
+        log.write(f"done: {output['msg']}")
     if log.failed is not None:
         module.warn(f"progress_file: could not append progress lines: {log.failed}")
-    module.exit_json(changed=False, capacity=found, steps=steps, msg=message)
+    module.exit_json(**output)
 
 
 def main():

@@ -124,12 +124,6 @@ def test_bad_search_options_fail_in_one_message_before_any_request():
         assert expected in message, message
 
 
-def test_the_search_runs_the_local_engine_only():
-    search = {"targets": {"p99_ms": 5}, "max_qps": 100}
-    outcome = call_module(main, {"engine": "fortio", "search": search})
-    assert outcome["failed"] and "search: expected engine local" in outcome["msg"]
-
-
 def test_check_mode_checks_the_search_and_sends_nothing():
     outcome = call_module(main, {"url": "http://127.0.0.1:9/", "search": {
         "targets": {"p99_ms": 5}, "max_qps": 100}}, check_mode=True)

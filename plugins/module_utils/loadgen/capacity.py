@@ -69,7 +69,7 @@ class SearchSettings:
         self.growth = growth
 
 
-class SearchError(Exception):
+class SearchError(ValueError):
     """A step that measured nothing about the target (every request failed before reaching it)."""
 
 
@@ -135,16 +135,13 @@ def spec_from_search(params, progress=None):
     """(LoadSpec, SearchSettings, None), or (None, None, one message with every problem).
 
     The load options are checked as for one run at max_qps for step_duration, so the local
-    engine's bounds apply to the fastest step.
+    engine's bounds (and the fortio engine's split over its pods) apply to the fastest step.
     """
     problems = Problems()
     settings = check_search(params["search"], problems)
     for name, reason in _SET_BY_SEARCH.items():
         if params.get(name) is not None:
             problems.add(name, f"no {name} with search ({reason})", params[name])
-    if (params.get("engine") or "local") != "local":
-        problems.add("search", "engine local: the search runs the local engine's open-loop "
-                     "steps (with engine fortio, run one load_test per rate)", params.get("engine"))
     step = dict(params, duration="1s", requests=None, result_file=None)
     if settings is not None:
         step.update(qps=settings.max_qps, duration=params["search"]["step_duration"])
@@ -163,13 +160,9 @@ def judge_result(result, targets):
     return [judge(name, measure(name, view, None, None), limit) for name, limit in targets.items()]
 
 
-def local_evaluator(spec, settings, labels="", progress=None, sleep=time.sleep):
-    """evaluate(qps, phase) for search_capacity: one local-engine run per step.
-
-    A step whose schedule slipped is a result, not a failure: the requests it could not send
-    count as errors and with their lateness, so its targets miss. A step in which every request
-    failed before reaching the server, or this host ran out of sockets, raises SearchError.
-    """
+def _evaluator(spec, settings, measure, progress, sleep):
+    """evaluate(qps, phase) for search_capacity: `measure(step spec)` -> output with a result,
+    judged against the targets; a cooldown before every step but the first."""
     say = progress or (lambda text: None)
     done = []
 
@@ -180,11 +173,10 @@ def local_evaluator(spec, settings, labels="", progress=None, sleep=time.sleep):
         step.qps = qps
         step.duration = settings.step_duration
         step.requests = None
-        run = run_load(step)
-        failure, _warnings = assess(run, max_not_sent=1.0)
-        if failure:
-            raise SearchError(f"step {len(done) + 1} at {qps:g} qps: {failure}")
-        output = local_output(run, labels, 1.0)
+        try:
+            output = measure(step)
+        except SearchError as error:
+            raise SearchError(f"step {len(done) + 1} at {qps:g} qps: {error}") from error
         checks = judge_result(output["result"], settings.targets)
         verdict = Verdict(all(check.ok for check in checks), checks, output)
         done.append(qps)
@@ -192,6 +184,42 @@ def local_evaluator(spec, settings, labels="", progress=None, sleep=time.sleep):
         return verdict
 
     return evaluate
+
+
+def local_evaluator(spec, settings, labels="", progress=None, sleep=time.sleep):
+    """One local-engine run per step.
+
+    A step whose schedule slipped is a result, not a failure: the requests it could not send
+    count as errors and with their lateness, so its targets miss. A step in which every request
+    failed before reaching the server, or this host ran out of sockets, raises SearchError.
+    """
+
+    def measure(step):
+        run = run_load(step)
+        failure, _warnings = assess(run, max_not_sent=1.0)
+        if failure:
+            raise SearchError(failure)
+        return local_output(run, labels, 1.0)
+
+    return _evaluator(spec, settings, measure, progress, sleep)
+
+
+def fortio_evaluator(runner, spec, settings, progress=None, sleep=time.sleep):
+    """One fortio Job per step on the objects runner.setup() created (the server and its pods
+    stay up between steps)."""
+    return _evaluator(spec, settings, runner.step, progress, sleep)
+
+
+def fortio_search(spec, settings, progress=None):
+    """fortio_engine.execute's `work` for a search: set up once, then a Job per step."""
+
+    def work(runner):
+        runner.setup()
+        outcome = run_search(fortio_evaluator(runner, spec, settings, progress), settings)
+        found, steps = outcome_output(outcome, settings, spec.warmup)
+        return {"capacity": found, "steps": steps, "msg": headline(found)}
+
+    return work
 
 
 def step_line(number, qps, phase, verdict):

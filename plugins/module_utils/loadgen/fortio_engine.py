@@ -49,11 +49,14 @@ class _AuthView:
         self._module.fail_json(**kwargs)
 
 
-def execute(module, spec, progress=None):
+def execute(module, spec, progress=None, work=None):
     """Run the fortio engine for load_test: (return values, failure message or None).
 
-    Objects are deleted again whatever happens after the first one was created (unless
-    cleanup is off); in check mode only reads are made.
+    `work(runner)` does the measuring and returns return values: one run by default
+    (FortioRun.run), or the steps of a capacity search. Objects are deleted again whatever
+    happens after the first one was created (unless cleanup is off); in check mode only reads
+    are made. `work` may raise FortioError, KubeError or ValueError (a step that measured
+    nothing) to fail the task.
     """
     settings = spec.fortio
     if KUBERNETES_IMPORT_ERROR is not None:
@@ -69,7 +72,7 @@ def execute(module, spec, progress=None):
             output["msg"] = "check mode: options are valid, nothing was created"
             return output, None
         try:
-            output.update(runner.run())
+            output.update(runner.run() if work is None else work(runner))
         finally:
             if settings.cleanup:
                 problems = runner.cleanup()
@@ -79,7 +82,7 @@ def execute(module, spec, progress=None):
             elif runner.created:
                 output["changed"] = True
             output["objects"] = runner.object_states()
-    except (FortioError, KubeError) as error:
+    except (FortioError, KubeError, ValueError) as error:
         failure = f"fortio engine: {error}"
         if progress is not None:
             progress(f"failed: {error}")

@@ -17,6 +17,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeErro
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.fortio_objects import (
     CLIENT_CONTAINER,
     LOAD_TEST_LABEL,
+    client_job,
     object_entry,
     planned_objects,
     selector_labels,
@@ -111,8 +112,8 @@ class FortioRun:
 
     # -- the run ---------------------------------------------------------------------------
 
-    def run(self):
-        """Create, wait, collect, merge: the module's return values (without cleanup)."""
+    def setup(self):
+        """Create everything but the Job and wait for the server: what the steps of a search share."""
         self.preflight()
         started = self.clock()
         for body in self.objects[:-1]:
@@ -121,7 +122,45 @@ class FortioRun:
             self.progress(f"created {self._names()}; waiting for the fortio server")
             self._wait_for_server(started + self.settings.start_timeout)
             self.progress("server ready")
-        job = self._create(self.objects[-1])
+
+    def run(self):
+        """Create, wait, collect, merge: the module's return values (without cleanup)."""
+        self.setup()
+        return self._measure(self.objects[-1])
+
+    def step(self, spec):
+        """One load of a search on what setup() created: a Job of the run's name for `spec`,
+        deleted again (its pods with it) before the next step may create its own."""
+        self.spec = spec
+        body = client_job(self.settings, spec)
+        try:
+            return self._measure(body)
+        finally:
+            self._remove_job(body)
+
+    def _remove_job(self, body):
+        """Delete a step's Job and wait until it is gone, within start_timeout."""
+        resource = self._resource(body)
+        name = body["metadata"]["name"]
+        try:
+            self.kube.call(resource.delete, name=name, namespace=self.settings.namespace,
+                           body={"apiVersion": "v1", "kind": "DeleteOptions",
+                                 "propagationPolicy": "Background"})
+        except KubeError as error:
+            if error.status != 404:
+                raise
+        deadline = self.clock() + self.settings.start_timeout
+        while self.kube.get(resource, self.settings.namespace, name) is not None:
+            if self.clock() >= deadline:
+                raise FortioError(f"the Job {name} of the previous step was not deleted within "
+                                  f"start_timeout ({go_duration(self.settings.start_timeout)})")
+            self.sleep(POLL_INTERVAL)
+        self.created = [created for created in self.created if created is not body]
+        self.states[self._key(body)] = "deleted"
+
+    def _measure(self, job_body):
+        """Create the Job, wait for its pods, read and merge their results."""
+        job = self._create(job_body)
         self.progress(f"created {self._names()}; load starts when the client pods run")
         pods = self._wait_for_job(job)
         results = self._collect(pods)
