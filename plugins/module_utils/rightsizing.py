@@ -60,7 +60,9 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     RESOURCE_ANNOTATIONS,
     InvalidProxyConfig,
     add_selection_problems,
+    injector_resources,
     load_proxy_config,
+    mesh_concurrency,
     opt_out_reason,
     template_annotations,
 )
@@ -328,27 +330,18 @@ def mesh_defaults(client, params):
     found = []
     injector = client.get(configmaps, namespace, params["injector_configmap"])
     if injector:
-        try:
-            values = json.loads((injector.get("data") or {}).get("values") or "{}")
-        except ValueError:
-            values = {}
-        resources = ((values.get("global") or {}).get("proxy") or {}).get("resources") or {}
+        resources = injector_resources(injector)
         for option, (part, resource) in (("cpu_request", ("requests", "cpu")),
                                          ("memory_request", ("requests", "memory")),
                                          ("cpu_limit", ("limits", "cpu")),
                                          ("memory_limit", ("limits", "memory"))):
-            value = (resources.get(part) or {}).get(resource)
-            if value is not None:
-                defaults[option] = str(value)
+            if resource in resources[part]:
+                defaults[option] = resources[part][resource]
         found.append(f"ConfigMap {namespace}/{params['injector_configmap']}")
     mesh = client.get(configmaps, namespace, params["mesh_configmap"])
     if mesh:
-        try:
-            config = load_proxy_config((mesh.get("data") or {}).get("mesh"))
-        except InvalidProxyConfig:
-            config = {}
-        concurrency = (config.get("defaultConfig") or {}).get("concurrency")
-        if isinstance(concurrency, int) and not isinstance(concurrency, bool):
+        concurrency = mesh_concurrency(mesh)
+        if concurrency is not None:
             defaults["concurrency"] = concurrency
         found.append(f"ConfigMap {namespace}/{params['mesh_configmap']}")
     source = " and ".join(found) if found else "Istio's chart defaults (no injector ConfigMap found)"

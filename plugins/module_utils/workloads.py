@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 import time
 from collections import namedtuple
@@ -314,6 +315,33 @@ def load_proxy_config(text):
         raise InvalidProxyConfig(f"annotation {PROXY_CONFIG} is not a YAML mapping "
                                  f"(a ProxyConfig such as 'concurrency: 2')")
     return config
+
+
+def injector_resources(configmap):
+    """The sidecar resources an injector ConfigMap (istio-sidecar-injector[-<rev>], key `values`)
+    gives pods without resource annotations: {"requests": {...}, "limits": {...}} of strings,
+    sections empty where it says nothing or cannot be read."""
+    try:
+        values = json.loads(((configmap or {}).get("data") or {}).get("values") or "{}")
+    except ValueError:
+        values = {}
+    proxy = ((values.get("global") or {}).get("proxy") or {}) if isinstance(values, dict) else {}
+    resources = proxy.get("resources") if isinstance(proxy, dict) else None
+    resources = resources if isinstance(resources, dict) else {}
+    return {section: {name: str(value) for name, value in (resources.get(section) or {}).items()
+                      if value is not None}
+            for section in ("requests", "limits")}
+
+
+def mesh_concurrency(configmap):
+    """The proxies' default worker threads in a mesh ConfigMap (istio[-<rev>], key `mesh`,
+    defaultConfig.concurrency): a non-negative int, or None when it is unset or unreadable."""
+    try:
+        mesh = load_proxy_config(((configmap or {}).get("data") or {}).get("mesh"))
+    except InvalidProxyConfig:
+        return None
+    value = (mesh.get("defaultConfig") or {}).get("concurrency")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def merge_proxy_config(text, concurrency):

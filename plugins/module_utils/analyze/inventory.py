@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import math
 from collections import namedtuple
 
@@ -37,7 +36,9 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.workloads import (
     PROXY_CONFIG,
     RESOURCE_ANNOTATIONS,
     InvalidProxyConfig,
+    injector_resources,
     load_proxy_config,
+    mesh_concurrency,
     opt_out_reason,
     template_annotations,
 )
@@ -231,12 +232,9 @@ class Inventory:
         installed = self.resolve(revision) or revision
         if installed not in self._defaults:
             suffix = "" if installed == DEFAULT_REVISION else f"-{installed}"
-            values = _config(self.configmaps.get(f"istio-sidecar-injector{suffix}"), "values", _json)
-            mesh = _config(self.configmaps.get(f"istio{suffix}"), "mesh", _mesh_config)
-            resources = ((values.get("global") or {}).get("proxy") or {}).get("resources") or {}
-            concurrency = (mesh.get("defaultConfig") or {}).get("concurrency")
             self._defaults[installed] = ProxyDefaults(
-                _plain_resources(resources), concurrency if _is_count(concurrency) else None)
+                injector_resources(self.configmaps.get(f"istio-sidecar-injector{suffix}")),
+                mesh_concurrency(self.configmaps.get(f"istio{suffix}")))
         return self._defaults[installed]
 
     def sidecar_resources(self, workload, revision):
@@ -307,29 +305,3 @@ def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _config(configmap, key, parse):
-    """A ConfigMap's key parsed as a mapping; {} when missing or unreadable."""
-    text = ((configmap or {}).get("data") or {}).get(key)
-    value = parse(text) if text else None
-    return value if isinstance(value, dict) else {}
-
-
-def _json(text):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _mesh_config(text):
-    """The mesh config, a YAML mapping as proxy.istio.io/config is."""
-    try:
-        return load_proxy_config(text)
-    except InvalidProxyConfig:
-        return None
-
-
-def _plain_resources(resources):
-    return {section: {name: str(value) for name, value in (resources.get(section) or {}).items()
-                      if value is not None}
-            for section in ("requests", "limits")}
