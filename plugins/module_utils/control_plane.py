@@ -15,8 +15,7 @@ __metaclass__ = type
 import math
 from collections import namedtuple
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.slo import format_number
-from ansible_collections.meshtune.mesh.plugins.module_utils.tables import text_table
+from ansible_collections.meshtune.mesh.plugins.module_utils.tables import format_number, text_table
 
 # name -> (PromQL with {sel} for the label selector and {w} for the window, unit). push_rate:
 # config pushes per second and connected proxy; convergence_p99: from a config change to the

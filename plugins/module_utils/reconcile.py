@@ -330,7 +330,7 @@ def run(changes, check_mode=False, parallelism=8):
     return changes
 
 
-def report(changes, diff_mode=False, **extra):
+def batch_result(changes, diff_mode=False, **extra):
     """The module result: changed, results (one per object), summary, diff (in diff mode)."""
     summary = dict.fromkeys(ACTIONS, 0)
     for change in changes:
@@ -381,7 +381,7 @@ def apply_changes(module, client, changes, parallelism, fail=True, **extra):
     what changed, what failed and what was not attempted, when some object failed for good
     (unless not `fail`: the caller then ends the task with `batch_failure`)."""
     run(changes, module.check_mode, parallelism)
-    result = report(changes, module._diff, retries=client.retries, **extra)
+    result = batch_result(changes, module._diff, retries=client.retries, **extra)
     message = batch_failure(module, client, changes) if fail else None
     if message:
         module.fail_json(msg=message, **result)
@@ -431,7 +431,7 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
     """
     extra = extra or {}
     if not desired:
-        module.exit_json(**report([], module._diff, **extra))
+        module.exit_json(**batch_result([], module._diff, **extra))
     api_version, kind = desired[0]["apiVersion"], desired[0]["kind"]
     namespaces = {obj["metadata"]["namespace"] for obj in desired}
     try:
@@ -440,7 +440,7 @@ def converge_owned(module, client, desired, state, parallelism, fields=("spec",)
             missing = missing_namespaces(client, namespaces)
             if missing:
                 module.fail_json(msg=f"Namespaces not found (nothing was changed): {', '.join(missing)}",
-                                 **report([], module._diff, **extra))
+                                 **batch_result([], module._diff, **extra))
         if live is None:
             live = live_objects(client, resource, namespaces)
     except KubeError as error:

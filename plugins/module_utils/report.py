@@ -35,7 +35,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     summarize,
     validate_result,
 )
-from ansible_collections.meshtune.mesh.plugins.module_utils.slo import format_number
+from ansible_collections.meshtune.mesh.plugins.module_utils.tables import format_number
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
 DEFAULT_TITLE = "Performance report"

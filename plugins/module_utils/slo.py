@@ -22,6 +22,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     read_result_file,
     validate_result,
 )
+from ansible_collections.meshtune.mesh.plugins.module_utils.tables import format_number
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
 UPPER = "max"
@@ -218,18 +219,6 @@ def plan_checks(params):
     return None, [judge(name, measured[name], limit) for name, limit in limits.items()]
 
 
-def format_number(value):
-    """Six significant digits, no exponent for ordinary magnitudes, NaN/+Inf spelt out."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    text = f"{value:.6g}"
-    if "e" in text:
-        text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text
-
-
 def _with_unit(value, unit):
     text = format_number(value)
     return text if unit == "ratio" else f"{text} {unit}"
@@ -268,8 +257,8 @@ def headline(checks):
     return f"SLO check failed: {len(missed)} of {len(checks)} targets missed: {details}"
 
 
-def report(checks):
-    """The module's result fields for a list of checks."""
+def checks_result(checks):
+    """slo_check's result fields for a list of checks."""
     text = table(checks)
     return {
         "checks": [dict(c._asdict()) for c in checks],

@@ -42,7 +42,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.report import (
     run_summary,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import read_result_file
-from ansible_collections.meshtune.mesh.plugins.module_utils.slo import as_number, format_number
+from ansible_collections.meshtune.mesh.plugins.module_utils.slo import as_number
+from ansible_collections.meshtune.mesh.plugins.module_utils.tables import format_number
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption, Problems
 
 MODES = ("baseline", "server", "both")

@@ -1,10 +1,12 @@
 # Copyright: meshtune contributors
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Plain-text tables for failure messages: read in a terminal, column by column."""
+"""Plain-text tables for messages and reports, and the numbers in them."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import math
 
 
 def text_table(header, rows, limit=None):
@@ -23,3 +25,15 @@ def text_table(header, rows, limit=None):
     if limit is not None and len(rows) > limit:
         lines.append(f"... and {len(rows) - limit} more")
     return "\n".join(lines)
+
+
+def format_number(value):
+    """Six significant digits, no exponent for ordinary magnitudes, NaN/+Inf spelt out."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = f"{value:.6g}"
+    if "e" in text:
+        text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text

@@ -23,8 +23,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.kube import KubeErro
 from ansible_collections.meshtune.mesh.plugins.module_utils.reconcile import (
     Change,
     add_option_problems,
+    batch_result,
     live_objects,
-    report,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import (
     InvalidOption,
@@ -676,7 +676,7 @@ def read_selected(module, client, params):
     if missing and params["state"] == "present":
         what = ", ".join(missing) if entries else \
             f"{'/'.join(params['kinds'])} named {', '.join(missing)} in {', '.join(params['namespaces'])}"
-        module.fail_json(msg=f"No {what} (nothing was changed)", **report([], module._diff))
+        module.fail_json(msg=f"No {what} (nothing was changed)", **batch_result([], module._diff))
     if missing:
         module.warn(f"No workload named {', '.join(missing)}: nothing to remove there")
     empty = sorted(set(params["namespaces"]) - {obj["metadata"]["namespace"] for _k, obj in workloads})

@@ -182,7 +182,7 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.meshtune.mesh.plugins.module_utils.slo import plan_checks, report
+from ansible_collections.meshtune.mesh.plugins.module_utils.slo import checks_result, plan_checks
 
 
 def argument_spec():
@@ -207,7 +207,7 @@ def main():
     problem, checks = plan_checks(module.params)
     if problem:
         module.fail_json(msg=problem)
-    outcome = report(checks)
+    outcome = checks_result(checks)
     if not outcome["passed"]:
         module.fail_json(changed=False, **outcome)
     module.exit_json(changed=False, **outcome)

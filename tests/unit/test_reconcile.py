@@ -110,7 +110,7 @@ def test_check_mode_writes_nothing_and_absent_deletes():
     assert [c.action for c in changes] == ["deleted", "unchanged"]
     reconcile.run(changes, check_mode=True)
     assert client.writes == []
-    result = reconcile.report(changes, diff_mode=True)
+    result = reconcile.batch_result(changes, diff_mode=True)
     assert result["changed"] is True
     assert result["summary"]["deleted"] == 1 and result["summary"]["total"] == 2
     assert result["diff"][0]["after"] == {}

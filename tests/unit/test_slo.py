@@ -226,7 +226,7 @@ def test_table_and_headline():
     targets = {"p99_ms": 4, "p50_ms": 2, "success_rate": 0.999}
     checks = slo.plan_checks({"result": fortio_result(RetCodes={"200": 9980, "503": 20}),
                               "targets": targets})[1]
-    outcome = slo.report(checks)
+    outcome = slo.checks_result(checks)
     assert outcome["passed"] is False
     assert outcome["table"] == "\n".join([
         "target       | measured | limit    | margin   | ok",
@@ -237,7 +237,7 @@ def test_table_and_headline():
     ])
     assert outcome["msg"] == ("SLO check failed: 2 of 3 targets missed: p99_ms (5 ms above 4 ms), "
                               "success_rate (0.998 below 0.999)\n" + outcome["table"])
-    passing = slo.report(slo.plan_checks({"result": fortio_result(), "targets": {"p50_ms": 2}})[1])
+    passing = slo.checks_result(slo.plan_checks({"result": fortio_result(), "targets": {"p50_ms": 2}})[1])
     assert passing["passed"] is True
     assert passing["msg"].startswith("SLO check passed: all 1 targets met\n")
 
