@@ -83,12 +83,11 @@ class Outcome:
     steps: every Step in the order run.
     """
 
-    def __init__(self, capacity_qps, missed_qps, broken, steps, resolution):
+    def __init__(self, capacity_qps, missed_qps, broken, steps):
         self.capacity_qps = capacity_qps
         self.missed_qps = missed_qps
         self.broken = broken
         self.steps = steps
-        self.resolution = resolution
 
     @property
     def capped(self):
@@ -162,4 +161,4 @@ def search_capacity(evaluate, start_qps, max_qps, resolution, confirm=1, growth=
             break
     capacity = max(held) if held else None
     broken = worst_miss(high_verdict.checks) if high_verdict is not None else None
-    return Outcome(capacity, high, broken, steps, resolution)
+    return Outcome(capacity, high, broken, steps)
