@@ -11,7 +11,8 @@ drawn in one report:
        {"mode": "both", "qps": 500, "connections": 16, "result_file": "both-500-16.json",
         "proxy": {"cpu_per_1k_rps": 0.21, "memory_mib": 48.2}}, ...]}
 
-`result_file` is relative to the sweep file (or absolute); `proxy` holds the Prometheus figures
+`result_file` is relative to the sweep file (or absolute), or `result` holds the result itself
+(the steps of a capacity search are saved that way); `proxy` holds the Prometheus figures
 over the point's window, as the verify role measures them (optional). The report has three plots
 against the rate, one line per sweep and mode: latency percentiles (p50/p90/p99), the latency
 added over the same sweep's baseline at the same rate and connections, and proxy CPU per 1000
@@ -34,6 +35,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.report import (
     Section,
     Table,
     check_output_dir,
+    check_result,
     check_title,
     json_safe,
     read_run,
@@ -71,10 +73,15 @@ def _point(where, base, entry):
     if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
         raise InvalidOption(where + ".connections", "a count of at least 1", connections)
     path = entry.get("result_file")
-    if not isinstance(path, str) or not path:
-        raise InvalidOption(where + ".result_file", "a fortio result file", path)
-    path = path if os.path.isabs(path) else os.path.join(base, path)
-    data, view = read_run(where + ".result_file", path)
+    if isinstance(entry.get("result"), dict) and path is None:
+        data = entry["result"]
+        path = f"{mode}-{qps:g}-{connections}"
+        view = check_result(where + ".result", data)
+    elif not isinstance(path, str) or not path:
+        raise InvalidOption(where + ".result_file", "a fortio result file (or the result inline)", path)
+    else:
+        path = path if os.path.isabs(path) else os.path.join(base, path)
+        data, view = read_run(where + ".result_file", path)
     proxy = entry.get("proxy") or {}
     if not isinstance(proxy, dict):
         raise InvalidOption(where + ".proxy", "a map of proxy figure to number", proxy)

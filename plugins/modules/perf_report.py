@@ -59,7 +59,8 @@ options:
       - Instead of O(results), paths of sweep files, each a JSON object with C(label) and
         C(points), a list of load points. Each point is C(mode) (V(baseline) without sidecars,
         V(server) with the server's sidecar only, V(both)), C(qps), C(connections),
-        C(result_file) (a fortio result, relative to the sweep file or absolute) and optionally
+        C(result_file) (a fortio result, relative to the sweep file or absolute) or C(result)
+        (the result itself, as a capacity search's steps hold it) and optionally
         C(proxy) with C(cpu_per_1k_rps) and C(memory_mib) from Prometheus over the point's window.
       - The report then draws the cost curves against the rate, one line per sweep and mode.
         C(sweep-latency.png) shows p50, p90 and p99, C(sweep-added-latency.png) the latency added

@@ -34,6 +34,12 @@ def test_mesh_and_baseline_capacities_are_searched_and_their_ratio_judged(tmp_pa
         assert rate * 0.85 <= capacity[run] <= rate * 1.15, found[run]["capacity"]
         assert found[run]["steps"][0]["result"]["DurationHistogram"]["Count"] > 0
         assert (report_dir / f"capacity-{run}.progress").is_file()
+    # The steps of both searches, drawn against the rate: each rate once per run.
+    curves = json.loads((report_dir / "capacity" / "report.json").read_text())
+    for run, mode in (("baseline", "baseline"), ("mesh", "both")):
+        rates = sorted({step["qps"] for step in found[run]["steps"]})
+        assert sorted(p["qps"] for p in curves["points"] if p["mode"] == mode) == rates
+    assert (report_dir / "capacity" / "sweep-latency.png").is_file()
     report = json.loads((report_dir / "report.json").read_text())
     ratio = next(check for check in report["checks"] if check["target"] == "min_capacity_ratio")
     assert ratio["measured"] == pytest.approx(capacity["mesh"] / capacity["baseline"], rel=1e-6)
