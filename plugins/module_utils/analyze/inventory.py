@@ -303,5 +303,3 @@ def service_key(host, namespace):
 
 def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
