@@ -29,7 +29,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PYTHON VENV PYTHON_VERSION ANSIBLE_DIST_VERSION COLLECTIONS_DIR CACHE_DIR
 
-.PHONY: help setup check lint sanity unit integration pytest molecule test bench run clean distclean
+.PHONY: help setup check lint sanity unit functional pytest molecule test bench run clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,8 +62,8 @@ sanity: setup ## ansible-test sanity, offline (SANITY_ARGS=... for more options)
 unit: setup ## pytest on tests/unit
 	$(PYTEST) tests/unit $(PYTEST_ARGS)
 
-integration: setup ## pytest on tests/integration
-	$(PYTEST) tests/integration $(PYTEST_ARGS)
+functional: setup ## pytest on tests/functional (modules, roles and playbooks against local servers)
+	$(PYTEST) tests/functional $(PYTEST_ARGS)
 
 pytest: setup ## pytest on all of tests/
 	$(PYTEST) $(PYTEST_ARGS)

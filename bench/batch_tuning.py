@@ -19,8 +19,8 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from tests.ansible_runner import run_playbook
 from tests.kubeapi.harness import start_server
+from tests.support.ansible_runner import run_playbook
 
 WRITE_VERBS = ("create", "update", "patch", "delete")
 

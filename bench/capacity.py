@@ -1,6 +1,6 @@
 """The capacity search beside a linear scan: load-seconds to find a known capacity.
 
-Target: tests/capacity_server.py, a server on 127.0.0.1 that admits 400 requests/s (token
+Target: tests/support/capacity_server.py, a server on 127.0.0.1 that admits 400 requests/s (token
 bucket) and answers 2 ms after admission, queueing what is beyond: a knee that does not depend on
 this machine's speed. Both methods run the same local-engine steps (load_test's evaluator, the
 same warm-up and step duration) against a fresh server each, with targets p99 <= 50 ms and
@@ -27,7 +27,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.capacity imp
     run_search,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
-from tests.capacity_server import running
+from tests.support.capacity_server import running
 
 RATE = 400.0
 TARGETS = {"p99_ms": 50.0, "success_rate": 0.99}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.ansible_runner import REPO_ROOT, run_playbook
 from tests.kubeapi.harness import start_server
+from tests.support.ansible_runner import REPO_ROOT, run_playbook
 
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 RELEASES = ("istio-base", "istiod-1-30-3", "prometheus", "grafana")

@@ -11,7 +11,7 @@ figures are the sums over the rounds.
    one core's worth of the machine from both tools.
 2. A fixed rate, open loop: 60 % of the engine's measured maximum and a modest 1000/s; requested
    against achieved (target: within 1 %), with p50/p99 and requests not sent.
-3. A stalling server (tests/load_targets.py `stall`: 1 s stall every 3 s): the engine at a fixed
+3. A stalling server (tests/support/load_targets.py `stall`: 1 s stall every 3 s): the engine at a fixed
    rate counts each request's latency from its intended send time, so the requests due during a
    stall show in its p99. A closed loop sends nothing while the server stalls: the engine at
    qps 0 shows what that hides. wrk is a closed loop too, but wrk 4 back-fills its latency
@@ -40,8 +40,8 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine impor
     resolve_workers,
     run_load,
 )
-from tests.load_targets import running as load_target
-from tests.local_nginx import nginx_program, run_nginx
+from tests.support.load_targets import running as load_target
+from tests.support.local_nginx import nginx_program, run_nginx
 
 WRK_RATE_RE = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 WRK_P99_RE = re.compile(r"^\s+99%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)

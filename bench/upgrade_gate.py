@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from tests import workload_fleet
-from tests.ansible_runner import run_playbook
 from tests.kubeapi.harness import start_server
+from tests.support.ansible_runner import run_playbook
 
 KINDS = ["Deployment", "StatefulSet", "DaemonSet"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.http_stub import MetricsEndpoint
+from tests.support.http_stub import MetricsEndpoint
 
 # What a reviews pod's sidecar exposes (a few of its series): Istio standard metrics carry
 # no pod or namespace labels, the scrape job adds them.

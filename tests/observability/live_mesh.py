@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from tests.http_stub import MetricsEndpoint
+from tests.support.http_stub import MetricsEndpoint
 
 NAMESPACE = "shop"
 WORKLOAD = "web"

@@ -1,6 +1,6 @@
 """Structure of roles/grafana's dashboards, their ConfigMap and the grafana.com dashboard pins.
 
-The queries themselves run against a real Prometheus in tests/integration/test_observability.py.
+The queries themselves run against a real Prometheus in tests/functional/test_observability.py.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from bindep.depends import Depends
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.ansible_runner import REPO_ROOT
-from tests.requirement_files import requirement_lines
+from tests.support.ansible_runner import REPO_ROOT
+from tests.support.requirement_files import requirement_lines
 
 EE = yaml.safe_load((REPO_ROOT / "meta" / "execution-environment.yml").read_text())
 GALAXY = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())

@@ -11,7 +11,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     loads,
     write_result_file,
 )
-from tests.fortio_samples import fortio_result
+from tests.support.fortio_samples import fortio_result
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen import (
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.engine import LoadSpec
 from ansible_collections.meshtune.mesh.plugins.module_utils.loadgen.options import spec_from_params
 from ansible_collections.meshtune.mesh.plugins.modules.load_test import argument_spec
-from tests.fortio_samples import fortio_result
+from tests.support.fortio_samples import fortio_result
 
 
 def params(**changes):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible_runner import run_playbook
+from tests.support.ansible_runner import run_playbook
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible_runner import REPO_ROOT, run_playbook
+from tests.support.ansible_runner import REPO_ROOT, run_playbook
 
 ROLE = REPO_ROOT / "roles" / "istio"
 VALUE_PATHS = yaml.safe_load((ROLE / "vars" / "value_paths.yml").read_text())

@@ -20,7 +20,7 @@ from ansible_collections.meshtune.mesh.plugins.modules import (
     sidecar_resources,
     sidecar_scope,
 )
-from tests.module_harness import call_module
+from tests.support.module_harness import call_module
 
 PREFIX = "Invalid options (nothing was changed): "
 KUBECONFIG = """\

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible_runner import REPO_ROOT, run_playbook
 from tests.conftest import require_program
 from tests.observability import content
 from tests.observability.rendering import render_template, role_defaults
+from tests.support.ansible_runner import REPO_ROOT, run_playbook
 
 ROLES = REPO_ROOT / "roles"
 PROFILES = ["minimal", "balanced", "performance"]

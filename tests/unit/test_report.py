@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils import plots, report
 from ansible_collections.meshtune.mesh.plugins.module_utils.files import current_umask
-from tests.fortio_samples import baseline_result, fortio_result
+from tests.support.fortio_samples import baseline_result, fortio_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -16,7 +16,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.histogram import (
     HistogramRecorder,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption
-from tests.fortio_samples import fortio_result
+from tests.support.fortio_samples import fortio_result
 
 
 def histogram(result):

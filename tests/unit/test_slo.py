@@ -14,7 +14,7 @@ from ansible_collections.meshtune.mesh.plugins.module_utils.run_result import (
     percentile_from_buckets,
 )
 from ansible_collections.meshtune.mesh.plugins.module_utils.validate import InvalidOption
-from tests.fortio_samples import baseline_result, fortio_result
+from tests.support.fortio_samples import baseline_result, fortio_result
 
 
 def judged(targets: dict, **inputs) -> list[tuple]:

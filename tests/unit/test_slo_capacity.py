@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.slo import plan_checks
-from tests.fortio_samples import fortio_result
+from tests.support.fortio_samples import fortio_result
 
 
 def judge(capacity, limit=0.8, **targets):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from ansible_collections.meshtune.mesh.plugins.modules import slo_check
-from tests.fortio_samples import baseline_result, fortio_result
-from tests.module_harness import call_module
+from tests.support.fortio_samples import baseline_result, fortio_result
+from tests.support.module_harness import call_module
 
 
 def test_passing_run_returns_checks_and_table():

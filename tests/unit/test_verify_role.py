@@ -11,7 +11,7 @@ import yaml
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.slo import PROXY_FIGURES, TARGETS
 from ansible_collections.meshtune.mesh.plugins.modules import load_test, prometheus_query
-from tests.ansible_runner import REPO_ROOT
+from tests.support.ansible_runner import REPO_ROOT
 
 ROLE = REPO_ROOT / "roles" / "verify"
 
