@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import selectors
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-from tests.support.load_targets import RESPONSE, Server
+from tests.support.load_targets import RESPONSE, Server, server_process
 
 SHED_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n"
                  b"Content-Type: text/plain\r\n\r\nshed\n")
@@ -83,24 +80,10 @@ async def serve(args) -> None:
 def running(rate: float, service: float, burst: int = 4, shed: bool = False,
             lifetime: float = 300.0) -> Iterator[str]:
     """Start the server in its own process; yields its URL; stops it at the end."""
-    repository = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "tests.support.capacity_server", "--rate", str(rate),
-               "--service", str(service), "--burst", str(burst), "--lifetime", str(lifetime)]
-    if shed:
-        command.append("--shed")
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(repository), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=repository, env=environment)
-    try:
-        port = int(process.stdout.readline())
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    arguments = ["--rate", str(rate), "--service", str(service), "--burst", str(burst),
+                 "--lifetime", str(lifetime)] + (["--shed"] if shed else [])
+    with server_process("tests.support.capacity_server", *arguments) as url:
+        yield url
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -160,19 +160,17 @@ async def serve(args) -> None:
 
 
 @contextlib.contextmanager
-def running(kind: str, *options: str, record: Path | None = None) -> Iterator[str]:
-    """Start one of these servers in its own process; yields its URL (https:// with --tls-cert);
-    stops it at the end (and lets it write `record`)."""
+def server_process(module: str, *arguments: str, scheme: str = "http") -> Iterator[str]:
+    """Run `python -m <module> <arguments>`, a server that prints its port on its first line;
+    yields its URL on 127.0.0.1; stops it with SIGTERM at the end (killed after 10 s)."""
     repository = Path(__file__).resolve().parents[2]
-    command = [sys.executable, "-m", "tests.support.load_targets", kind, *options]
-    if record is not None:
-        command += ["--record", str(record)]
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(repository), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=repository, env=environment)
+    process = subprocess.Popen([sys.executable, "-m", module, *arguments], stdout=subprocess.PIPE,
+                               cwd=repository, env=environment)
     try:
         port = int(process.stdout.readline())
-        yield f"{'https' if '--tls-cert' in options else 'http'}://127.0.0.1:{port}/"
+        yield f"{scheme}://127.0.0.1:{port}/"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -180,6 +178,16 @@ def running(kind: str, *options: str, record: Path | None = None) -> Iterator[st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def running(kind: str, *options: str, record: Path | None = None) -> Iterator[str]:
+    """Start one of these servers in its own process; yields its URL (https:// with --tls-cert);
+    stops it at the end (and lets it write `record`)."""
+    arguments = [kind, *options] + (["--record", str(record)] if record is not None else [])
+    with server_process("tests.support.load_targets", *arguments,
+                        scheme="https" if "--tls-cert" in options else "http") as url:
+        yield url
 
 
 def main(argv: list[str] | None = None) -> None:
