@@ -175,31 +175,47 @@ MODULES = {"sidecar_resources": sidecar_resources_cases, "sidecar_scope": sideca
            "destination_rule": destination_rule_cases, "hpa_policy": hpa_policy_cases}
 
 
-@pytest.mark.parametrize("module_name", sorted(MODULES))
-def test_bad_inputs_fail_naming_the_option_with_no_request(kubeapi, module_name):
-    main, valid, cases = MODULES[module_name]()
+def assert_each_bad_input_fails_before_any_request(kubeapi, main, cases, examples,
+                                                   names_it=lambda message, option: option in message,
+                                                   at_least=0):
+    """Draw `examples` (option, bad value) pairs from `cases` (option -> (strategy, the module
+    arguments for a value)); each call must fail naming the option, without a traceback, and no
+    request may reach the API server. Every option must be drawn."""
     options = sorted(cases)
     kubeapi.reset_stats()
     drawn = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(data=st.data())
     def check(data):
         option = data.draw(st.sampled_from(options), label="option")
-        strategy, put = cases[option]
+        strategy, arguments = cases[option]
         value = data.draw(strategy, label=option)
         drawn.append(option)
-        args = put(copy.deepcopy(valid), value)
-        result = call_module(main, {**args, "kubeconfig": str(kubeapi.kubeconfig)})
+        result = call_module(main, {**arguments(value), "kubeconfig": str(kubeapi.kubeconfig)})
         assert result.get("failed") is True, (option, value, result)
-        assert option in result["msg"], (option, value, result["msg"])
+        assert names_it(result["msg"], option), (option, value, result["msg"])
         assert "Traceback" not in result["msg"]
 
     check()
-    assert len(drawn) >= EXAMPLES
+    assert len(drawn) >= at_least
     assert set(drawn) == set(options), "every option was exercised"
     assert kubeapi.stats()["requests"]["total"] == 0, "bad input must not reach the cluster"
+
+
+def example_cases(valid, cases):
+    """`cases` of (strategy, put(args, value)) as assert_each_bad_input_fails_before_any_request
+    takes them: each value put into a fresh copy of the valid arguments."""
+    return {option: (strategy, lambda value, put=put: put(copy.deepcopy(valid), value))
+            for option, (strategy, put) in cases.items()}
+
+
+@pytest.mark.parametrize("module_name", sorted(MODULES))
+def test_bad_inputs_fail_naming_the_option_with_no_request(kubeapi, module_name):
+    main, valid, cases = MODULES[module_name]()
+    assert_each_bad_input_fails_before_any_request(kubeapi, main, example_cases(valid, cases),
+                                                   EXAMPLES, at_least=EXAMPLES)
 
 
 # ------------------------------------------------------------------------ classes of bad input
@@ -516,36 +532,19 @@ def names_option(message: str, option: str) -> bool:
 
 @pytest.mark.parametrize("module_name", sorted(STRING_KINDS))
 def test_classes_of_bad_input_fail_naming_the_option_with_no_request(kubeapi, module_name):
-    cases, _unclassified = derived_cases(module_name)
+    cases = {option: (strategy, lambda value, args=args, path=path: put_at(copy.deepcopy(args), path, value))
+             for option, (strategy, args, path) in derived_cases(module_name)[0].items()}
     if module_name == "hpa_policy":
         metrics_args = FULL_ARGS["hpa_policy"][0]
-        cases["policies[0].metrics[1]"] = (bad_metrics, metrics_args, ("policies", 0, "metrics", 1))
-    options = sorted(cases)
-    main = _module(module_name).main
-    kubeapi.reset_stats()
-    drawn = []
 
-    @settings(max_examples=CLASS_EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    @given(data=st.data())
-    def check(data):
-        option = data.draw(st.sampled_from(options), label="option")
-        strategy, args, path = cases[option]
-        value = data.draw(strategy, label=option)
-        drawn.append(option)
-        args = copy.deepcopy(args)
-        if path[-1] == 1 and path[-2] == "metrics":
+        def with_metric(value):
+            args = copy.deepcopy(metrics_args)
             args["policies"][0]["metrics"].append(value)
-        else:
-            put_at(args, path, value)
-        result = call_module(main, {**args, "kubeconfig": str(kubeapi.kubeconfig)})
-        assert result.get("failed") is True, (option, value, result)
-        assert names_option(result["msg"], option), (option, value, result["msg"])
-        assert "Traceback" not in result["msg"]
+            return args
 
-    check()
-    assert set(drawn) == set(options), "every option was exercised"
-    assert kubeapi.stats()["requests"]["total"] == 0, "bad input must not reach the cluster"
+        cases["policies[0].metrics[1]"] = (bad_metrics, with_metric)
+    assert_each_bad_input_fails_before_any_request(kubeapi, _module(module_name).main, cases,
+                                                   CLASS_EXAMPLES, names_it=names_option)
 
 
 # --------------------------------------------------------------------- the reported examples

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.envoy_api import status_codes
@@ -18,6 +17,7 @@ from tests.functional.test_bad_input_properties import (
     EXAMPLES,
     LOCAL_INTS,
     SPACES,
+    assert_each_bad_input_fails_before_any_request,
     at,
     bad_labels,
     bad_subdomains,
@@ -25,6 +25,7 @@ from tests.functional.test_bad_input_properties import (
     beyond_uint32,
     display,
     durations_in_words,
+    example_cases,
     names_option,
     not_in,
     not_positive,
@@ -32,7 +33,6 @@ from tests.functional.test_bad_input_properties import (
     put_at,
     wrapped,
 )
-from tests.support.module_harness import call_module
 
 LIMIT = {"name": "web", "workload_selector": {"app": "web"}, "requests_per_unit": 10, "unit": "second",
          "burst": 20, "routes": [{"path_prefix": "/api", "requests_per_unit": 5}],
@@ -104,28 +104,8 @@ CASES = {
 
 
 def test_bad_inputs_fail_naming_the_option_with_no_request(kubeapi):
-    options = sorted(CASES)
-    kubeapi.reset_stats()
-    drawn = []
-
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    @given(data=st.data())
-    def check(data):
-        option = data.draw(st.sampled_from(options), label="option")
-        strategy, put = CASES[option]
-        value = data.draw(strategy, label=option)
-        drawn.append(option)
-        args = put(copy.deepcopy(VALID), value)
-        result = call_module(rate_limit.main, {**args, "kubeconfig": str(kubeapi.kubeconfig)})
-        assert result.get("failed") is True, (option, value, result)
-        assert option in result["msg"], (option, value, result["msg"])
-        assert "Traceback" not in result["msg"]
-
-    check()
-    assert len(drawn) >= EXAMPLES
-    assert set(drawn) == set(options), "every option was exercised"
-    assert kubeapi.stats()["requests"]["total"] == 0, "bad input must not reach the cluster"
+    assert_each_bad_input_fails_before_any_request(kubeapi, rate_limit.main, example_cases(VALID, CASES),
+                                                   EXAMPLES, at_least=EXAMPLES)
 
 
 # ------------------------------------------------------------------------ classes of bad input
@@ -202,25 +182,7 @@ CLASS_EXAMPLES = 800
 
 
 def test_classes_of_bad_input_fail_naming_the_option_with_no_request(kubeapi):
-    cases, _unclassified = derived_cases()
-    options = sorted(cases)
-    kubeapi.reset_stats()
-    drawn = []
-
-    @settings(max_examples=CLASS_EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    @given(data=st.data())
-    def check(data):
-        option = data.draw(st.sampled_from(options), label="option")
-        strategy, args, path = cases[option]
-        value = data.draw(strategy, label=option)
-        drawn.append(option)
-        args = put_at(copy.deepcopy(args), path, value)
-        result = call_module(rate_limit.main, {**args, "kubeconfig": str(kubeapi.kubeconfig)})
-        assert result.get("failed") is True, (option, value, result)
-        assert names_option(result["msg"], option), (option, value, result["msg"])
-        assert "Traceback" not in result["msg"]
-
-    check()
-    assert set(drawn) == set(options), "every option was exercised"
-    assert kubeapi.stats()["requests"]["total"] == 0, "bad input must not reach the cluster"
+    cases = {option: (strategy, lambda value, args=args, path=path: put_at(copy.deepcopy(args), path, value))
+             for option, (strategy, args, path) in derived_cases()[0].items()}
+    assert_each_bad_input_fails_before_any_request(kubeapi, rate_limit.main, cases, CLASS_EXAMPLES,
+                                                   names_it=names_option)
