@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests import workload_fleet
 from tests.kubeapi.harness import start_server
+from tests.support import workload_fleet
 from tests.support.ansible_runner import run_playbook
 
 KINDS = ["Deployment", "StatefulSet", "DaemonSet"]

@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.meshtune.mesh.plugins.module_utils.kube import LIST_PAGE
 from ansible_collections.meshtune.mesh.plugins.modules.rollout_status import main
-from tests import workload_fleet
+from tests.support import workload_fleet
 from tests.support.module_harness import call_module
 
 pytestmark = [pytest.mark.integration]
