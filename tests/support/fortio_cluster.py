@@ -194,8 +194,13 @@ class Cluster(threading.Thread):
         if self.complete_job and self.fail_index is None:
             status = {"succeeded": len(created), "conditions": [
                 {"type": "Complete", "status": "True"}]}
-            self.apis["batch"].patch_namespaced_job_status(f"{self.name}-client", self.namespace,
-                                                           {"status": status})
+            try:
+                self.apis["batch"].patch_namespaced_job_status(f"{self.name}-client", self.namespace,
+                                                               {"status": status})
+            except ApiException as error:
+                # The module may have seen every pod finish, collected and deleted the Job already.
+                if error.status != 404:
+                    raise
 
     def _set_pod_status(self, name, phase, exit_code):
         state = {"running": {"startedAt": "2026-11-30T08:00:00Z"}} if exit_code is None else \
